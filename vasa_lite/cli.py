@@ -1,0 +1,138 @@
+"""The `vasa-lite` command. Every subcommand takes --preset and --seed; errors meant for people are printed as
+one line on stderr with exit status 2, never as a traceback."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--preset", default="cpu", help="smoke (CI), cpu (laptop) or gpu (Colab and bigger)")
+    p.add_argument("--seed", type=int, default=0, help="seed for python, numpy and torch")
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best one present)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vasa-lite", description="VASA-1 rebuilt at small scale.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = _common(sub.add_parser("demo", help="write a talking-face mp4 with sound from the built-in portrait and speech"))
+    p.add_argument("--out", default=None, help="output mp4 (default: outputs/demo.mp4)")
+    p.add_argument("--text", default=None, help="sentence to speak instead of the built-in one")
+    p.add_argument("--lang", default="en", help="language of --text (see `vasa-lite world languages`)")
+
+    _common(sub.add_parser("doctor", help="print the environment: device, versions, ffmpeg, espeak-ng"))
+
+    p = sub.add_parser("world", help="the talking-head world: build the dataset, list languages")
+    wsub = p.add_subparsers(dest="world_command", required=True, metavar="ACTION")
+    b = _common(wsub.add_parser("build", help="render and cache the preset's dataset (resumable)"))
+    b.add_argument("--root", default=None, help="cache folder (default: data/cache/world_<preset>)")
+    b.add_argument("--splits", default="train,val,test", help="comma-separated splits to build")
+    _common(wsub.add_parser("languages", help="list the languages and voices speech can use"))
+
+    p = _common(sub.add_parser("bench", help="measure speed; prints JSON"))
+    p.add_argument("target", choices=["world"], help="what to measure")
+    p.add_argument("--frames", type=int, default=None, help="frames per measurement")
+
+    p = _common(sub.add_parser("inspect", help="check an image, audio or video file the course can use; prints JSON"))
+    p.add_argument("path", help="a portrait image, an audio file or a video")
+
+    p = sub.add_parser("notebooks", help="keep notebooks clean: strip outputs, keep tags")
+    p.add_argument("action", choices=["clean", "check"])
+    p.add_argument("paths", nargs="*", help="notebooks (default: notebooks/*.ipynb)")
+    return parser
+
+
+def _cmd_doctor(args) -> int:
+    from vasa_lite.envcheck import environment_report
+
+    print(json.dumps(environment_report(), indent=2))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from vasa_lite.demo import run_demo
+
+    path = run_demo(out=args.out, preset=args.preset, seed=args.seed, text=args.text, lang=args.lang,
+                    device=args.device, progress=True)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_world(args) -> int:
+    if args.world_command == "languages":
+        from vasa_lite.world.speech import LANGUAGES, VOICES
+
+        for code, voice in LANGUAGES.items():
+            print(f"{code:8s} espeak voice {voice}")
+        print("voices:", ", ".join(VOICES))
+        return 0
+    from vasa_lite.world.dataset import build_world
+
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    summary = build_world(args.preset, root=args.root, splits=splits, seed=args.seed, progress=True)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from vasa_lite.bench import run_bench
+
+    print(json.dumps(run_bench(args.target, preset=args.preset, seed=args.seed, device=args.device,
+                               frames=args.frames), indent=2))
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    from vasa_lite.inspect_media import inspect_file
+
+    print(json.dumps(inspect_file(args.path), indent=2))
+    return 0
+
+
+def _cmd_notebooks(args) -> int:
+    from vasa_lite.nbtools import check_notebook, clean_notebook, notebook_paths
+
+    paths = args.paths or notebook_paths()
+    if args.action == "clean":
+        for path in paths:
+            print(("cleaned " if clean_notebook(path) else "clean   ") + str(path))
+        return 0
+    problems = [p for path in paths for p in check_notebook(path)]
+    print("\n".join(problems) if problems else f"{len(paths)} notebooks clean")
+    return 1 if problems else 0
+
+
+COMMANDS = {"demo": _cmd_demo, "doctor": _cmd_doctor, "world": _cmd_world, "bench": _cmd_bench,
+            "inspect": _cmd_inspect, "notebooks": _cmd_notebooks}
+
+
+def main(argv=None) -> int:
+    from vasa_lite.errors import VasaError
+
+    args = build_parser().parse_args(argv)
+    try:
+        if hasattr(args, "preset"):
+            from vasa_lite.config import get_preset
+
+            get_preset(args.preset)  # fail fast, before any slow import or work
+        return COMMANDS[args.command](args)
+    except VasaError as exc:
+        print(f"vasa-lite: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vasa-lite: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not bad input: one line, and the traceback only on request
+        if os.environ.get("VASA_LITE_DEBUG"):
+            raise
+        print(f"vasa-lite: unexpected error: {type(exc).__name__}: {exc} "
+              "(set VASA_LITE_DEBUG=1 to see the traceback, and please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
