@@ -41,8 +41,9 @@ LANGUAGES = {
     "cs": "cs",
     "cmn": "cmn",
 }
-# eSpeak voice variants (formant sets): different speakers of the same language.
-VARIANTS = ("m1", "m2", "m3", "m4", "m5", "f1", "f2", "f3", "f4", "f5")
+# eSpeak voice variants (formant sets): different speakers of the same language. Variants with breath noise
+# (f2-f5) differ from process to process, so only variants that give the same bytes everywhere are used.
+VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "Andrea", "Annie", "aunty", "belinda", "linda")
 VOICES = {lang: tuple(f"{base}+{v}" for v in VARIANTS) for lang, base in LANGUAGES.items()}
 
 RATE_RANGE = (80, 450)  # words per minute, eSpeak's own limits
@@ -730,8 +731,28 @@ def viseme_ids(speech: Speech, n_frames: int | None = None) -> np.ndarray:
     return vis[np.minimum((centres * _FINE).astype(int), n_fine - 1)]
 
 
+def bilabial_closures(speech: Speech, tracks: dict | None = None, closed: float = 0.9) -> list[tuple[float, float]]:
+    """(phoneme start, closure onset) in seconds for each p/b/m that follows a vowel: the lip-sync ground truth
+    check. The onset is the start of the lip_close >= `closed` run that holds the phoneme's first frame."""
+    tracks = tracks or viseme_tracks(speech)
+    lc = tracks["lip_close"]
+    out = []
+    for i, (start, _end, ph) in enumerate(speech.phonemes):
+        prev = speech.phonemes[i - 1][2] if i else SILENCE
+        if viseme_of(ph) != "PP" or viseme_of(prev) not in ("aa", "E", "I", "O", "U"):
+            continue
+        k = min(int(start * FPS), len(lc) - 1)
+        if lc[k] < closed:
+            out.append((start, float("inf")))  # never closed: reported as an infinite error
+            continue
+        while k > 0 and lc[k - 1] >= closed:
+            k -= 1
+        out.append((start, (k + 0.5) / FPS))
+    return out
+
+
 __all__ = [
     "LANGUAGES", "VARIANTS", "VOICES", "RATE_RANGE", "PITCH_RANGE", "WORDS", "VISEME_CLASSES", "REST", "SILENCE",
     "Speech", "speak", "pad", "join", "random_sentence", "random_speech", "viseme_tracks", "phoneme_labels",
-    "viseme_ids", "viseme_of", "strip_stress", "is_stressed", "is_silence",
+    "viseme_ids", "viseme_of", "bilabial_closures", "strip_stress", "is_stressed", "is_silence",
 ]
