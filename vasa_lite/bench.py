@@ -1,0 +1,49 @@
+"""`vasa-lite bench TARGET`: speed measured as JSON, never asserted in unit tests."""
+from __future__ import annotations
+
+import time
+
+
+def bench_world(preset="cpu", seed: int = 0, device=None, frames=None) -> dict:
+    """Batched render throughput at 64/128/256 px, and how fast speech and performances are made."""
+    import numpy as np
+    import torch
+
+    from vasa_lite.device import pick_device, set_threads
+    from vasa_lite.world.perform import perform
+    from vasa_lite.world.render import bench_render
+    from vasa_lite.world.speech import random_speech
+
+    threads = set_threads()
+    dev = pick_device(device)
+    out = {"target": "world", "device": str(dev), "threads": threads, "torch": str(torch.__version__), "render": {}}
+    targets = {64: 300, 128: 100, 256: 25}
+    for size, target in targets.items():
+        n = frames or {64: 512, 128: 256, 256: 64}[size]
+        r = bench_render(size, n_frames=n, device=dev)
+        out["render"][f"{size}px"] = {**r, "target_frames_per_s": target, "meets_target": r["frames_per_s"] >= target}
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    audio_s = 0.0
+    for _ in range(5):
+        sp = random_speech(rng, lang="en")
+        audio_s += len(sp.audio) / 16000
+        perform(sp, seed=seed)
+    wall = time.perf_counter() - t0
+    out["speech_and_performance"] = {"audio_s": round(audio_s, 2), "wall_s": round(wall, 3),
+                                     "x_real_time": round(audio_s / wall, 1)}
+    return out
+
+
+def bench_audio(**kwargs) -> dict:
+    """Offline and streaming x-real-time of the audio encoder, and its lookahead (see vasa_lite.audio)."""
+    from vasa_lite.audio import bench_audio as run
+
+    return run(**kwargs)
+
+
+BENCHES = {"world": bench_world, "audio": bench_audio}
+
+
+def run_bench(target: str, **kwargs) -> dict:
+    return BENCHES[target](**kwargs)
