@@ -50,3 +50,12 @@ def test_foreign_pickle_is_refused(tmp_path):
     torch.save({"meta": {}, "state_dict": {}, "x": Evil()}, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_hash_covers_the_component_and_its_world_only():
+    from vasa_lite.checkpoints import component_config, config_hash
+
+    cfg = component_config("cpu", "audio")
+    assert set(cfg) == {"audio", "world"}
+    assert config_hash(cfg) != config_hash(component_config("smoke", "audio"))
+    assert config_hash(component_config("cpu", "capp")) != config_hash(cfg)

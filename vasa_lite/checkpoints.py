@@ -19,6 +19,30 @@ def checkpoint_path(component: str, preset: str, root: "str | Path | None" = Non
     return Path(root or CHECKPOINT_DIR) / f"{component}_{preset}.pt"
 
 
+def component_config(preset, component: str) -> dict:
+    """The numbers a component depends on: its own config section plus the world it learns from. Hashing only
+    these keeps shipped checkpoints valid when an unrelated section of the preset changes."""
+    import dataclasses
+
+    from vasa_lite.config import get_preset
+
+    p = get_preset(preset)
+    base = component.split("-")[0]
+    section = getattr(p, base, None)
+    if section is None:
+        section = getattr(getattr(p, "instruments", None), {"syncnet": "sync"}.get(base, base), None)
+    if section is None or not dataclasses.is_dataclass(section):
+        return {"preset": p.to_dict()}
+    return {base: dataclasses.asdict(section), "world": dataclasses.asdict(p.world)}
+
+
+def config_hash(config: dict) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def save_checkpoint(path, state_dict: dict, *, component: str, preset, steps: int = 0,
                     metrics: "dict | None" = None, extra: "dict | None" = None) -> Path:
     """Write weights plus metadata atomically (temp file, then rename), so a crash never leaves half a file."""
@@ -29,7 +53,7 @@ def save_checkpoint(path, state_dict: dict, *, component: str, preset, steps: in
     meta = {
         "component": component,
         "preset": p.name,
-        "config_hash": p.hash(),
+        "config_hash": config_hash(component_config(p, component)),
         "steps": int(steps),
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
         "version": __version__,
@@ -71,7 +95,8 @@ def load_checkpoint(path, *, component: "str | None" = None, preset=None, map_lo
         if meta.get("preset") != p.name:
             raise CheckpointError(f"checkpoint {path} was trained with preset '{meta.get('preset')}', "
                                   f"expected '{p.name}'; pass --preset {meta.get('preset')} or retrain")
-        if meta.get("config_hash") != p.hash():
+        expected = config_hash(component_config(p, meta.get("component", "")))
+        if meta.get("config_hash") != expected:
             raise CheckpointError(f"checkpoint {path} was trained with other '{p.name}' preset numbers "
-                                  f"(hash {meta.get('config_hash')} vs {p.hash()}); retrain it")
+                                  f"(hash {meta.get('config_hash')} vs {expected}); retrain it")
     return blob["state_dict"], meta
