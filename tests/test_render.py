@@ -12,8 +12,17 @@ from vasa_lite.errors import InputError
 from vasa_lite.world.actor import (DEFAULT_ACTOR_SEED, SPLITS, Actor, actor_name, actor_seeds, sample_actor)
 from vasa_lite.world.params import FACTORS, FRAME_FACTOR_NAMES
 
-R = importlib.import_module("vasa_lite.world.render")   # the package re-exports a function named `render`
+R = importlib.import_module("vasa_lite.world.render")   # the module itself, whatever the package binds to that name
 PART = R.PART_ID
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: small renders gain little from two, and two stall badly on a busy shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +103,11 @@ def test_odd_size_and_defaults(actor):
 
 
 def test_deterministic_and_batch_independent(actor, r64):
-    tr = R.clip_tracks(12, seed=3)
+    tr = R.clip_tracks(6, seed=3)
     a = r64.render(actor, tr)
     b = r64.render(actor, tr)
     assert a.numpy().tobytes() == b.numpy().tobytes()
-    c = torch.cat(list(r64.render_clip(actor, tr, batch=5)))
+    c = torch.cat(list(r64.render_clip(actor, tr, batch=4)))
     assert c.shape == a.shape and torch.equal(a, c)
     fresh = R.Renderer(64).render(actor, tr, batch=1)
     assert torch.equal(a, fresh)
@@ -155,9 +164,10 @@ def test_turning_is_3d_not_a_sprite(actor):
     lm = r.landmarks([actor] * 3, {"yaw": np.array([-30.0, 0.0, 30.0], np.float32)})
     off = lm["nose_tip"][:, 0] - (lm["eye_left"][:, 0] + lm["eye_right"][:, 0]) / 2
     assert off[0] < -3 and abs(off[1]) < 0.5 and off[2] > 3
-    # the nose hides part of the far cheek: its depth order comes from ray casting
-    nose = aux["part"][2] == PART["nose"]
-    assert nose.any() and float(aux["depth"][2][nose].min()) < float(aux["depth"][1][aux["part"][1] == PART["cheek_r"]].min())
+    # the far cheek turns away and hides behind the nose: far/near visible areas drop well below 1
+    area = lambda i, name: int((aux["part"][i] == PART[name]).sum())   # noqa: E731
+    assert 0.8 < area(1, "cheek_r") / area(1, "cheek_l") < 1.25
+    assert area(2, "cheek_r") < 0.6 * area(2, "cheek_l") and area(0, "cheek_l") < 0.6 * area(0, "cheek_r")
     # and the visible face area shifts toward the turn
     skin = (aux["part"] >= 1) & (aux["part"] <= PART["neck"])
     cx = [float(torch.nonzero(s)[:, 1].float().mean()) for s in skin]

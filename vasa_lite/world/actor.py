@@ -102,8 +102,8 @@ class Actor:
     light_colour: tuple
     ambient: float
 
-    # Names of the float traits that the renderer reads as tensors (colours expand to 3 channels).
     def scalar_fields(self) -> dict:
+        """The numeric traits the renderer reads as tensors (colours and directions have 3 channels)."""
         out = {}
         for f in dataclasses.fields(self):
             if f.name in ("seed", "name", "bg_crop", "bg_kind", "bg_texture"):
