@@ -15,6 +15,34 @@ def _common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
+# Trainable components: name -> ("module:train function", "module:eval function"). A new chapter adds one line;
+# modules are imported only when their command runs, so `vasa-lite --help` stays fast.
+COMPONENTS = {
+    "audio": ("vasa_lite.audio:train_audio", "vasa_lite.audio:eval_audio"),
+    "capp": ("vasa_lite.instruments.capp:train_capp", "vasa_lite.instruments.capp:eval_capp"),
+    "syncnet": ("vasa_lite.instruments.syncnet:train_syncnet", "vasa_lite.instruments.syncnet:eval_syncnet"),
+    "attributes": ("vasa_lite.instruments.attributes:train_attributes",
+                   "vasa_lite.instruments.attributes:eval_attributes"),
+    "fvd": ("vasa_lite.instruments.fvd:train_fvd", "vasa_lite.instruments.fvd:eval_fvd"),
+    "identity": ("vasa_lite.instruments.identity:train_identity", "vasa_lite.instruments.identity:eval_identity"),
+    # all four measuring networks at once; eval reports every target figure of the instruments
+    "instruments": ("vasa_lite.metrics:train_instruments", "vasa_lite.metrics:eval_instruments"),
+}
+
+
+def _resolve(spec: str):
+    import importlib
+
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _threads(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice; use 1 on a shared machine)")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vasa-lite", description="VASA-1 rebuilt at small scale.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -33,9 +61,24 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--splits", default="train,val,test", help="comma-separated splits to build")
     _common(wsub.add_parser("languages", help="list the languages and voices speech can use"))
 
-    p = _common(sub.add_parser("bench", help="measure speed; prints JSON"))
-    p.add_argument("target", choices=["world"], help="what to measure")
+    from vasa_lite.bench import BENCHES
+
+    p = _threads(_common(sub.add_parser("bench", help="measure speed; prints JSON")))
+    p.add_argument("target", choices=sorted(BENCHES), help="what to measure")
     p.add_argument("--frames", type=int, default=None, help="frames per measurement")
+
+    p = _threads(_common(sub.add_parser("train", help="train a component; writes data/checkpoints/<component>_<preset>.pt")))
+    p.add_argument("component", choices=sorted(COMPONENTS), help="what to train")
+    p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the preset's)")
+    p.add_argument("--out", default=None, help="checkpoint path (default: data/checkpoints/<component>_<preset>.pt)")
+    p.add_argument("--no-resume", dest="resume", action="store_false",
+                   help="start from scratch even if an interrupted run left a .resume.pt")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = _threads(_common(sub.add_parser("eval", help="evaluate a trained component; prints JSON")))
+    p.add_argument("component", choices=sorted(COMPONENTS), help="what to evaluate")
+    p.add_argument("--checkpoint", default=None, help="checkpoint path (default: the shipped one of the preset)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split")
 
     p = _common(sub.add_parser("inspect", help="check an image, audio or video file the course can use; prints JSON"))
     p.add_argument("path", help="a portrait image, an audio file or a video")
@@ -78,11 +121,36 @@ def _cmd_world(args) -> int:
     return 0
 
 
+def _set_threads(args) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
+
+
 def _cmd_bench(args) -> int:
     from vasa_lite.bench import run_bench
 
+    _set_threads(args)
     print(json.dumps(run_bench(args.target, preset=args.preset, seed=args.seed, device=args.device,
                                frames=args.frames), indent=2))
+    return 0
+
+
+def _cmd_train(args) -> int:
+    _set_threads(args)
+    train = _resolve(COMPONENTS[args.component][0])
+    summary = train(preset=args.preset, seed=args.seed, device=args.device, steps=args.steps, resume=args.resume,
+                    out=args.out, progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    _set_threads(args)
+    evaluate = _resolve(COMPONENTS[args.component][1])
+    print(json.dumps(evaluate(preset=args.preset, seed=args.seed, device=args.device, checkpoint=args.checkpoint,
+                              limit=args.limit), indent=2))
     return 0
 
 
@@ -107,7 +175,7 @@ def _cmd_notebooks(args) -> int:
 
 
 COMMANDS = {"demo": _cmd_demo, "doctor": _cmd_doctor, "world": _cmd_world, "bench": _cmd_bench,
-            "inspect": _cmd_inspect, "notebooks": _cmd_notebooks}
+            "train": _cmd_train, "eval": _cmd_eval, "inspect": _cmd_inspect, "notebooks": _cmd_notebooks}
 
 
 def main(argv=None) -> int:

@@ -23,12 +23,113 @@ class WorldConfig:
 
 
 @dataclass(frozen=True)
+class AudioConfig:
+    """The course's own speech encoder (VASA-1 uses a pretrained Wav2Vec2), see vasa_lite.audio."""
+    width: int = 128               # feature size D of each 25 fps frame
+    layers: int = 4                # transformer blocks
+    heads: int = 4
+    ffn: int = 256                 # hidden size of each block's MLP
+    context: int = 50              # past frames each block attends to (2 s)
+    lookahead: int = 2             # future frames the first `lookahead_layers` blocks attend to (80 ms)
+    lookahead_layers: int = 1      # later blocks are causal, so lookahead does not compound with depth
+    dropout: float = 0.1
+    steps: int = 3000              # training steps of the viseme-classification pretraining
+    batch_size: int = 16
+    window: int = 64               # training crop in frames (2.56 s)
+    lr: float = 2e-3
+    chunk_frames: int = 1500       # offline encoding works in windows of this many frames (60 s): bounded memory
+
+
+@dataclass(frozen=True)
+class CappConfig:
+    """CAPP-lite, the paper's Contrastive Audio and Pose Pretraining metric, see vasa_lite.instruments.capp."""
+    width: int = 48
+    code: int = 8                  # per-frame code; a window's embedding is its `window` codes in a row
+    heads: int = 4
+    pose_layers: int = 6           # the paper's pose encoder is a 6-layer transformer
+    audio_layers: int = 2
+    window: int = 75               # 3 s at 25 fps, as in the paper
+    max_shift: int = 8             # with shift_negatives: copies of a window's own pose shifted 1..max_shift frames
+    shift_negatives: int = 0       # such copies per window as extra negatives (0: plain CLIP InfoNCE, the default)
+    dropout: float = 0.1
+    steps: int = 1200
+    batch_size: int = 32
+    lr: float = 1e-3
+
+
+@dataclass(frozen=True)
+class SyncNetConfig:
+    """SyncNet-lite, the lip-sync instrument (Sc, Sd), see vasa_lite.instruments.syncnet."""
+    crop_h: int = 32               # grayscale mouth crop of the tracked lower face, rows x columns
+    crop_w: int = 64
+    frames: int = 5                # 0.2 s of video against its 20 log-mel frames, as in SyncNet
+    width: int = 32
+    embed: int = 128
+    max_offset: int = 15           # Sc/Sd search audio offsets -15..+15 frames, as in SyncNet
+    margin: float = 2.0            # contrastive-loss margin on the embedding distance
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 1e-3
+
+
+@dataclass(frozen=True)
+class AttributesConfig:
+    """The face-attribute estimator (pose, gaze, distance, emotion, mouth, tracking), see instruments.attributes."""
+    size: int = 64                 # the locator sees the whole frame at this size (pose, position, face track)
+    face_size: int = 64            # the face network sees a crop aligned on the face track at this size
+    locator_width: int = 16
+    width: int = 24
+    steps: int = 4000
+    batch_size: int = 32
+    lr: float = 2e-3
+
+
+@dataclass(frozen=True)
+class FVDConfig:
+    """FVD-lite's feature network (a small 3D CNN on 25-frame clips), see vasa_lite.instruments.fvd."""
+    size: int = 64
+    frames: int = 25               # FVD25: 25-frame clips
+    width: int = 24
+    features: int = 128
+    steps: int = 1500
+    batch_size: int = 16
+    lr: float = 1e-3
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """The identity network (ArcFace-style), see vasa_lite.instruments.identity."""
+    size: int = 64
+    width: int = 16
+    embed: int = 128
+    arc_margin: float = 0.3        # ArcFace's additive angular margin m (radians)
+    arc_scale: float = 30.0        # ArcFace's logit scale s
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 2e-3
+
+
+@dataclass(frozen=True)
+class InstrumentsConfig:
+    """The measuring networks, trained apart from the generator; bank sizes are frames rendered once and cached."""
+    sync: SyncNetConfig = field(default_factory=SyncNetConfig)
+    attributes: AttributesConfig = field(default_factory=AttributesConfig)
+    fvd: FVDConfig = field(default_factory=FVDConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
+    train_per_actor: int = 32      # random-pose renders per train actor (attributes and identity)
+    test_per_actor: int = 16       # the same for test actors (evaluation)
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     description: str
     world: WorldConfig = field(default_factory=WorldConfig)
     batch_size: int = 16
     workers: int = 0
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    capp: CappConfig = field(default_factory=CappConfig)
+    instruments: InstrumentsConfig = field(default_factory=InstrumentsConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -46,6 +147,15 @@ PRESETS: dict[str, Preset] = {
         world=WorldConfig(size=64, n_train_actors=6, n_val_actors=2, n_test_actors=2, clips_per_actor=1,
                           min_words=3, max_words=6, languages=("en", "es", "de")),
         batch_size=8,
+        audio=AudioConfig(width=32, layers=2, heads=2, ffn=64, context=16, steps=60, batch_size=8, window=32),
+        capp=CappConfig(width=32, code=4, heads=2, pose_layers=6, audio_layers=1, window=14, max_shift=4,
+                        steps=100, batch_size=8),
+        instruments=InstrumentsConfig(
+            sync=SyncNetConfig(crop_h=16, crop_w=32, width=8, embed=32, max_offset=6, steps=30, batch_size=8),
+            attributes=AttributesConfig(size=32, face_size=32, locator_width=8, width=8, steps=30, batch_size=8),
+            fvd=FVDConfig(size=32, frames=16, width=8, features=32, steps=20, batch_size=4),
+            identity=IdentityConfig(size=32, width=8, embed=32, steps=30, batch_size=16),
+            train_per_actor=4, test_per_actor=4),
     ),
     "cpu": Preset(
         name="cpu",
@@ -59,6 +169,8 @@ PRESETS: dict[str, Preset] = {
         world=WorldConfig(size=256, n_train_actors=1000, n_val_actors=50, n_test_actors=100, clips_per_actor=4),
         batch_size=32,
         workers=2,
+        audio=AudioConfig(width=256, layers=6, heads=4, ffn=512, steps=10000, batch_size=32),
+        capp=CappConfig(width=128, code=16, steps=10000, batch_size=64),
     ),
 }
 

@@ -1,0 +1,316 @@
+"""A small training loop every chapter shares: progress bar, a JSON-lines loss log, periodic resumable
+checkpoints and a final checkpoint with metrics, all through `save_checkpoint`.
+
+    trainer = Trainer(model, torch.optim.AdamW(model.parameters(), 1e-3), component="audio", preset="cpu",
+                      path=checkpoint_path("audio", "cpu"), extra={"config": cfg_dict})
+    summary = trainer.fit(step_fn, steps=3000)      # step_fn(step, generator) -> {"loss": tensor, ...}
+
+The loop owns the optimiser step (backward, gradient clipping, scheduler); `step_fn` only samples a batch with
+the given generator and returns the loss. Because the batch sampler draws from that generator, and its state is
+saved with the weights, a resumed run continues exactly where the interrupted one stopped.
+
+Also here: `load_split`, the raw clips of a world split (from the cache, or made on the fly when the cache is
+absent: clips are deterministic and take ~20 ms each), and `linear_probe`, the standard test of what frozen
+features carry.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from vasa_lite.checkpoints import load_checkpoint, save_checkpoint
+from vasa_lite.errors import CheckpointError, InputError
+
+
+def resume_path(path) -> Path:
+    """Where the training state (optimiser, generator, step) of an unfinished run lives, beside the weights."""
+    path = Path(path)
+    return path.with_name(path.stem + ".resume.pt")
+
+
+def log_path_for(path) -> Path:
+    path = Path(path)
+    return path.with_name(path.stem + ".jsonl")
+
+
+def read_log(path) -> list[dict]:
+    """The JSON-lines loss log of a checkpoint (or of the log file itself), as a list of dicts."""
+    path = Path(path)
+    if path.suffix != ".jsonl":
+        path = log_path_for(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _norm(x):
+    """Compare configs as JSON sees them (tuples and lists alike)."""
+    return json.loads(json.dumps(x, sort_keys=True, default=str))
+
+
+def _scalar(v) -> float:
+    return float(v.detach()) if torch.is_tensor(v) else float(v)
+
+
+class Trainer:
+    """Runs `step_fn` for `steps` optimiser steps with logging, checkpoints and resume.
+
+    path: the final checkpoint (weights plus metadata). While training, `<stem>.resume.pt` holds the full training
+    state every `ckpt_every` steps (and on Ctrl-C); it is removed when the run completes. `<stem>.jsonl` gets one
+    line per `log_every` steps with the mean of each logged value. extra: saved in the metadata of both files; a
+    resume whose extra differs (another architecture) is refused rather than silently mixing two runs.
+    """
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, component: str, preset,
+                 path, scheduler=None, log_path=None, ckpt_every: int = 250, log_every: int = 10,
+                 grad_clip: "float | None" = 1.0, progress: bool = True, extra: "dict | None" = None, seed: int = 0,
+                 state_fn: "Callable[[], dict] | None" = None):
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.component, self.preset = component, preset
+        self.path = Path(path)
+        self.log_path = Path(log_path) if log_path else log_path_for(self.path)
+        self.ckpt_every, self.log_every = max(1, int(ckpt_every)), max(1, int(log_every))
+        self.grad_clip, self.progress = grad_clip, progress
+        self.extra = dict(extra or {})
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.state_fn = state_fn or model.state_dict
+        self.step = 0
+        self.elapsed = 0.0   # seconds of training so far, resumed runs included
+
+    # ------------------------------------------------------------------------------------ state on disk
+    def _save_resume(self) -> Path:
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                 "step": torch.tensor(self.step), "elapsed": torch.tensor(self.elapsed, dtype=torch.float64)}
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
+        return save_checkpoint(resume_path(self.path), state, component=f"{self.component}-resume",
+                               preset=self.preset, steps=self.step, extra=self.extra)
+
+    def _try_resume(self) -> bool:
+        rp = resume_path(self.path)
+        if not rp.exists():
+            return False
+        state, meta = load_checkpoint(rp, component=f"{self.component}-resume")
+        if _norm(meta.get("extra")) != _norm(self.extra) or meta.get("preset") != _preset_name(self.preset):
+            raise CheckpointError(f"{rp} was written by a run with other settings; delete it or pass --no-resume")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and "scheduler" in state:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step = int(state["step"])
+        self.elapsed = float(state["elapsed"])
+        return True
+
+    def _truncate_log(self, keep_until: int) -> None:
+        if not self.log_path.exists():
+            return
+        lines = [ln for ln in self.log_path.read_text().splitlines()
+                 if ln.strip() and json.loads(ln).get("step", 0) <= keep_until]
+        self.log_path.write_text("".join(ln + "\n" for ln in lines))
+
+    # ------------------------------------------------------------------------------------------ the loop
+    def fit(self, step_fn: Callable[[int, torch.Generator], dict], steps: int, *, resume: bool = True,
+            eval_fn: "Callable[[], dict] | None" = None) -> dict:
+        """Train until `steps` optimiser steps are done; returns a summary with the final metrics and paths.
+
+        eval_fn: called once at the end (model in eval mode); its numbers go into the checkpoint's metrics.
+        """
+        from tqdm.auto import tqdm
+
+        if steps < 1:
+            raise InputError(f"steps must be >= 1, got {steps}")
+        resumed = resume and self._try_resume()
+        if not resume and resume_path(self.path).exists():
+            resume_path(self.path).unlink()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if resumed:
+            self._truncate_log(self.step)
+        else:
+            self.log_path.write_text("")
+        start_step = self.step
+        sums: dict[str, float] = {}
+        n_sum = 0
+        recent: list[float] = []
+        self.model.train()
+        t0 = time.perf_counter()
+        bar = tqdm(total=steps, initial=self.step, desc=f"train {self.component}", disable=not self.progress,
+                   unit="step", dynamic_ncols=True)
+        try:
+            with open(self.log_path, "a") as log:
+                while self.step < steps:
+                    out = step_fn(self.step, self.generator)
+                    loss = out["loss"]
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"loss became {float(loss)} at step {self.step}; lower the "
+                                                 "learning rate or check the data")
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if self.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+                    self.optimizer.step()
+                    if self.scheduler is not None:
+                        self.scheduler.step()
+                    self.step += 1
+                    for k, v in out.items():
+                        sums[k] = sums.get(k, 0.0) + _scalar(v)
+                    n_sum += 1
+                    recent = (recent + [_scalar(loss)])[-50:]
+                    bar.update(1)
+                    if self.step % self.log_every == 0 or self.step == steps:
+                        row = {"step": self.step, **{k: round(v / n_sum, 6) for k, v in sums.items()},
+                               "lr": self.optimizer.param_groups[0]["lr"],
+                               "time_s": round(self.elapsed + time.perf_counter() - t0, 2)}
+                        log.write(json.dumps(row) + "\n")
+                        log.flush()
+                        bar.set_postfix(loss=f"{row['loss']:.4f}")
+                        sums, n_sum = {}, 0
+                    if self.step % self.ckpt_every == 0 and self.step < steps:
+                        self.elapsed += time.perf_counter() - t0
+                        t0 = time.perf_counter()
+                        self._save_resume()
+        except KeyboardInterrupt:
+            self.elapsed += time.perf_counter() - t0
+            self._save_resume()
+            bar.close()
+            raise
+        bar.close()
+        self.elapsed += time.perf_counter() - t0
+        self.model.eval()
+        metrics = {"final_loss": float(np.mean(recent)) if recent else math.nan,
+                   "train_seconds": round(self.elapsed, 1)}
+        if eval_fn is not None:
+            with torch.no_grad():
+                metrics.update(eval_fn())
+        save_checkpoint(self.path, self.state_fn(), component=self.component, preset=self.preset, steps=self.step,
+                        metrics=metrics, extra={**self.extra, "log": self.log_path.name})
+        if resume_path(self.path).exists():
+            resume_path(self.path).unlink()
+        return {"checkpoint": str(self.path), "log": str(self.log_path), "steps": self.step,
+                "resumed_from": start_step if resumed else None, "steps_this_run": self.step - start_step,
+                "metrics": metrics}
+
+
+def _preset_name(preset) -> str:
+    from vasa_lite.config import get_preset
+
+    return get_preset(preset).name
+
+
+def check_component_checkpoint(meta: dict, preset, config: dict, path, training_only=()) -> None:
+    """Refuse a checkpoint made for another preset or architecture.
+
+    Checks the preset's name and the component's own config (saved in extra["config"]) rather than the hash of
+    the whole preset, so a checkpoint stays valid when another chapter adds its own settings to the presets.
+    training_only: the component's settings that change how it is trained, not its weights (not compared).
+    """
+    name = _preset_name(preset)
+    if meta.get("preset") != name:
+        raise CheckpointError(f"checkpoint {path} was trained with preset '{meta.get('preset')}', expected '{name}'; "
+                              f"pass --preset {meta.get('preset')} or retrain")
+    saved = (meta.get("extra") or {}).get("config")
+    if saved is None:
+        raise CheckpointError(f"checkpoint {path} records no model config; retrain it")
+    skip = _TRAINING_ONLY | set(training_only)
+    arch = {k: v for k, v in config.items() if k not in skip}
+    saved_arch = {k: v for k, v in saved.items() if k not in skip}
+    if _norm(saved_arch) != _norm(arch):
+        diff = sorted(k for k in set(arch) | set(saved_arch) if arch.get(k) != saved_arch.get(k))
+        raise CheckpointError(f"checkpoint {path} was trained with other settings ({', '.join(diff)}); retrain it "
+                              f"with `vasa-lite train {meta.get('component')} --preset {name}`")
+
+
+# Settings that change how a model is trained or run, not the shape of its weights.
+_TRAINING_ONLY = {"steps", "batch_size", "lr", "dropout", "chunk_frames"}
+
+
+# ------------------------------------------------------------------------------------------------- data
+
+
+def load_split(preset="cpu", split: str = "train", limit: "int | None" = None, root=None, min_frames: int = 0,
+               seed: int = 0) -> list[dict]:
+    """Raw clips of one world split: {"audio" float32 16 kHz, "tracks" [T, F], "visemes" [T], "meta"} each.
+
+    Read from the built cache (`vasa-lite world build`) when it exists; otherwise made in memory with the same
+    seeds, which gives the same clips (the world is deterministic). limit: the first `limit` clips (after the
+    min_frames filter), in index order.
+    """
+    from vasa_lite.config import get_preset
+    from vasa_lite.world.dataset import SPLITS, clip_seed, default_root, load_clip, make_clip
+
+    p = get_preset(preset)
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    root = Path(root) if root else default_root(p)
+    index_path = root / f"{split}.json"
+    out = []
+
+    def keep(clip):
+        clip["audio"] = clip["audio"].astype(np.float32) / 32767
+        if len(clip["visemes"]) >= min_frames:
+            out.append(clip)
+        return limit is not None and len(out) >= limit
+
+    if index_path.exists():
+        for meta in json.loads(index_path.read_text())["clips"]:
+            if keep(load_clip(root / split / meta["file"])):
+                break
+        return out
+    from vasa_lite.world.actor import actor_seeds
+
+    cfg = p.world
+    n_actors = {"train": cfg.n_train_actors, "val": cfg.n_val_actors, "test": cfg.n_test_actors}[split]
+    for a in actor_seeds(split, n_actors):
+        for k in range(cfg.clips_per_actor):
+            if keep(make_clip(a, clip_seed(seed, a, k), cfg)):
+                return out
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- probes
+
+
+def linear_probe(train_x, train_y, test_x, test_y, n_classes: "int | None" = None, weight_decay: float = 1e-4,
+                 iters: int = 200) -> dict:
+    """Fit a multinomial logistic regression on frozen features, report accuracy on held-out ones.
+
+    Features are standardised with the training statistics; full-batch L-BFGS makes the fit deterministic.
+    Returns {"train_acc", "test_acc", "n_train", "n_test", "dim"}.
+    """
+    xtr = torch.as_tensor(np.asarray(train_x), dtype=torch.float32)
+    xte = torch.as_tensor(np.asarray(test_x), dtype=torch.float32)
+    ytr = torch.as_tensor(np.asarray(train_y), dtype=torch.long)
+    yte = torch.as_tensor(np.asarray(test_y), dtype=torch.long)
+    if xtr.ndim != 2 or xtr.shape[0] != ytr.shape[0] or xte.shape[0] != yte.shape[0]:
+        raise InputError(f"linear_probe wants [N, D] features and [N] labels, got {tuple(xtr.shape)} / "
+                         f"{tuple(ytr.shape)} and {tuple(xte.shape)} / {tuple(yte.shape)}")
+    n_classes = int(n_classes or int(max(ytr.max(), yte.max())) + 1)
+    mean, std = xtr.mean(0), xtr.std(0).clamp_min(1e-6)
+    xtr, xte = (xtr - mean) / std, (xte - mean) / std
+    lin = torch.nn.Linear(xtr.shape[1], n_classes)
+    torch.nn.init.zeros_(lin.weight)
+    torch.nn.init.zeros_(lin.bias)
+    opt = torch.optim.LBFGS(lin.parameters(), lr=1.0, max_iter=iters, history_size=20,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(lin(xtr), ytr) + weight_decay * lin.weight.square().sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    with torch.no_grad():
+        train_acc = (lin(xtr).argmax(1) == ytr).float().mean().item()
+        test_acc = (lin(xte).argmax(1) == yte).float().mean().item()
+    return {"train_acc": round(train_acc, 4), "test_acc": round(test_acc, 4), "n_train": int(len(ytr)),
+            "n_test": int(len(yte)), "dim": int(xtr.shape[1])}
