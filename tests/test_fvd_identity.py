@@ -1,5 +1,7 @@
 """FVD-lite and the identity network: the Fréchet distance itself, tiny models that learn, and the shipped
 models' defining properties (real video closer to real than corrupted video; same actor closer than another)."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from vasa_lite import InputError
 from vasa_lite.config import get_preset
 from vasa_lite.instruments import fvd as fvd_mod
 from vasa_lite.instruments import identity as id_mod
-from vasa_lite.instruments.banks import bank_batch, clip_bank, pose_bank
+from vasa_lite.instruments.banks import SCENE, bank_batch, clip_bank, pose_bank
 from vasa_lite.instruments.fvd import FVDNet, clip_windows, corrupt, frechet_distance
 from vasa_lite.instruments.identity import ArcFace, IdentityNet, identity_similarity
 from vasa_lite.world.actor import actor_seeds, sample_actor
@@ -149,14 +151,19 @@ def test_identity_embedding_is_differentiable():
 
 @pytest.mark.skipif(not id_mod.checkpoint_file("cpu").exists(), reason="no shipped identity_cpu.pt")
 def test_shipped_identity_same_actor_beats_another():
+    """Unseen actors, each in three poses: one in its own scene, two in other actors' backgrounds, clothes and
+    light. The same person must still be closer than anyone else."""
     rng = np.random.default_rng(7)
     seeds = actor_seeds("test", 40)[-4:]
     r = Renderer(128)
     views = {}
-    for s in seeds:
+    for i, s in enumerate(seeds):
         tr = {f.name: rng.uniform(f.low, f.high, 3).astype(np.float32) for f in FACTORS.values()}
         tr["blink"] = np.zeros(3, np.float32)
-        views[s] = r.render(sample_actor(s), tr)
+        me = sample_actor(s)
+        others = [sample_actor(seeds[(i + k) % 4]) for k in (1, 2)]
+        scenes = [me] + [dataclasses.replace(me, **{f: getattr(o, f) for f in SCENE}) for o in others]
+        views[s] = r.render(scenes, tr)
     model = id_mod.load_identity("cpu")
     same = [identity_similarity(views[s][:1], views[s][1:], model) for s in seeds]
     diff = [identity_similarity(views[a][:1], views[b][1:], model) for a in seeds for b in seeds if a != b]

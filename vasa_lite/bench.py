@@ -42,7 +42,14 @@ def bench_audio(**kwargs) -> dict:
     return run(**kwargs)
 
 
-BENCHES = {"world": bench_world, "audio": bench_audio}
+def bench_instruments(**kwargs) -> dict:
+    """Frames per second of each instrument and of `metrics.evaluate` (see vasa_lite.metrics)."""
+    from vasa_lite.metrics import bench_instruments as run
+
+    return run(**kwargs)
+
+
+BENCHES = {"world": bench_world, "audio": bench_audio, "instruments": bench_instruments}
 
 
 def run_bench(target: str, **kwargs) -> dict:

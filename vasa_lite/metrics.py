@@ -216,4 +216,46 @@ def eval_instruments(preset="cpu", seed: int = 0, device=None, checkpoint=None, 
             "eval_seconds": round(time.perf_counter() - t0, 1)}
 
 
-__all__ = ["evaluate", "train_instruments", "eval_instruments", "KEYS", "MIN_FVD_CLIPS"]
+def bench_instruments(preset="cpu", seed: int = 0, device=None, frames: "int | None" = None) -> dict:
+    """`vasa-lite bench instruments`: speed of each shipped instrument and of `evaluate` on a rendered clip."""
+    import torch
+
+    from vasa_lite.config import get_preset
+    from vasa_lite.device import pick_device
+    from vasa_lite.instruments.attributes import load_attributes
+    from vasa_lite.instruments.fvd import fvd_features, load_fvd
+    from vasa_lite.instruments.identity import load_identity
+    from vasa_lite.instruments.syncnet import load_syncnet, sync_scores
+    from vasa_lite.world.actor import DEFAULT_ACTOR_SEED, sample_actor
+    from vasa_lite.world.render import Renderer, clip_tracks
+
+    p = get_preset(preset)
+    n = int(frames or 250)
+    x = Renderer(p.world.size).render(sample_actor(DEFAULT_ACTOR_SEED), clip_tracks(n, seed=seed))
+    audio = (0.1 * np.random.default_rng(seed).standard_normal(n * 640)).astype(np.float32)
+    dev = pick_device(device)
+    out = {"target": "instruments", "preset": p.name, "frames": n, "size": p.world.size, "device": str(dev),
+           "threads": torch.get_num_threads()}
+
+    def timed(fn):
+        fn()                                   # warm-up (and lazy loading)
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    att, sync = load_attributes(p, device=dev), load_syncnet(p, device=dev)
+    fnet, ident = load_fvd(p, device=dev), load_identity(p, device=dev)
+    track = att.predict(x)["track"]
+    sec = {"attributes": timed(lambda: att.predict(x)),
+           "syncnet (given the face track)": timed(lambda: sync_scores(x, audio, sync, track=track)),
+           "fvd_features (hop 5)": timed(lambda: fvd_features(x, fnet, hop=5)),
+           "identity": timed(lambda: ident.embed(x))}
+    sec["evaluate (all, with reference)"] = timed(lambda: evaluate(x, audio, reference=x, preset=p, device=dev))
+    out["seconds"] = {k: round(v, 3) for k, v in sec.items()}
+    out["frames_per_s"] = {k: round(n / v, 1) for k, v in sec.items()}
+    out["x_real_time_evaluate"] = round(n / 25 / sec["evaluate (all, with reference)"], 2)
+    return out
+
+
+__all__ = ["evaluate", "train_instruments", "eval_instruments", "bench_instruments", "record_metrics", "KEYS",
+           "MIN_FVD_CLIPS"]

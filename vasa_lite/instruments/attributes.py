@@ -1,22 +1,33 @@
-"""The face-attribute estimator: one small CNN that reads, from a frame alone, every number the paper's
-evaluation re-estimates from generated video.
+"""The face-attribute estimator: small CNNs that read, from frames alone, every number the paper's evaluation
+re-estimates from generated video.
 
 VASA-1 measures its controls and its liveliness with separately trained estimators: head pose for ΔP (the mean
 absolute change of the head angles between adjacent frames) and for CAPP, gaze direction, head distance and
-emotion for control accuracy. This network stands in for all of them at once, trained on renders of the world's
+emotion for control accuracy. `AttributeNet` stands in for all of them at once, trained on renders of the world's
 *train* actors and tested on its *test* actors, and never shares weights with the generator it judges.
 
-Outputs per frame:
-- every factor of the world's table (`world.params.FRAME_FACTOR_NAMES`: yaw, pitch, roll in degrees, position,
-  distance, jaw, lips, smile, brows, lids, gaze in degrees), regressed in units normalised to each factor's range;
-- emotion logits (5 classes, `EMOTIONS`). One frame of a speaking face can be ambiguous (a wide vowel looks like a
-  smile), so `clip_emotion` averages the logits over a clip, as the paper averages its emotion coefficients;
-- a **face track** (mouth rest point, scale, eye-line angle; see `instruments.banks`), so that SyncNet-lite can
-  crop the lower face of any video without landmarks, as SyncNet's pipeline runs a face tracker first.
+It is three small networks, run as a face-analysis pipeline runs a detector, an aligner and estimators:
+1. a **locator** sees the whole frame at 64 px: head pose, position, distance and a first **face track** (mouth
+   rest point, scale, eye-line angle; see `instruments.banks`);
+2. a **face network** sees a crop aligned on that track (position, scale and in-plane rotation undone): every
+   expression factor, head pose, emotion, and a correction of the track. It runs twice, the second time on the
+   corrected crop (cascaded alignment: about half a pixel of track error at 128 px);
+3. an **eye network** sees a strip with both eyes along the refined track: gaze (relative to the head, as the
+   world defines it) and blink. Irises move a couple of pixels over the whole gaze range, too little for the
+   face network to learn at its scale.
+Yaw and pitch are the mean of the locator's and the face network's readings (their errors are nearly
+independent). The refined face track is also what SyncNet-lite crops the lower face with, as SyncNet's pipeline
+runs a face tracker first.
+
+Outputs per frame: every factor of the world's table (`world.params.FRAME_FACTOR_NAMES`: yaw, pitch, roll in
+degrees, position, distance, jaw, lips, smile, brows, lids, gaze in degrees), emotion logits (5 classes) and the
+face track. One frame of a speaking face can be ambiguous (a wide vowel looks like a smile), so `clip_emotion`
+averages the logits over a clip, as the paper averages its emotion coefficients.
 
 Training data: the pose bank (`banks.pose_bank`), random renders with head pose, gaze, distance and position drawn
-uniformly over their ranges and the expression of a random clip frame (whose emotion is the label). Gaze is not
-supervised on frames whose eyes are shut (blink > 0.6): there it cannot be seen.
+uniformly over their ranges and the expression of a random clip frame (whose emotion is the label). The face and
+eye networks train on crops along the true track with random errors added, so they tolerate the locator's. Gaze
+is not supervised on frames whose eyes are shut (blink > 0.6): there it cannot be seen.
 """
 from __future__ import annotations
 

@@ -202,13 +202,27 @@ def _load(path: Path) -> dict:
 
 # ------------------------------------------------------------------------------------------------ pose bank
 
+# What surrounds a person rather than what they are: background, clothes and light.
+SCENE = ("bg_kind", "bg_colour", "bg_colour2", "bg_texture", "bg_crop", "bg_angle", "cloth_colour", "cloth_colour2",
+         "stripes", "neckline", "light_dir", "light_colour", "ambient")
+
+
+def _with_scene(actor, donor):
+    import dataclasses
+
+    return dataclasses.replace(actor, **{f: getattr(donor, f) for f in SCENE})
+
+
 
 def pose_bank(preset="cpu", split: str = "train", per_actor: "int | None" = None, root=None, world_root=None,
-              seed: int = 0, progress: bool = True, rebuild: bool = False) -> dict:
+              seed: int = 0, progress: bool = True, rebuild: bool = False, size: "int | None" = None,
+              swap_scene: bool = False) -> dict:
     """Random-pose renders of a split's actors (built on first use, then loaded from the cache).
 
     Returns {"frames": uint8 [N, 3, S, S], "tracks": float32 [N, 16] (FRAME_FACTOR_NAMES order), "emotion": [N],
-    "actor": [N] actor seeds, "track": [N, 4] face track, "meta"}; S is the preset's world size.
+    "actor": [N] actor seeds, "track": [N, 4] face track, "meta"}; S is `size` (default: the preset's world size).
+    swap_scene: each frame takes its background, clothes and light from another actor of the split (`SCENE`), so
+    that only the person is left to tell actors apart (the identity network's data).
     """
     from tqdm.auto import tqdm
 
@@ -220,7 +234,9 @@ def pose_bank(preset="cpu", split: str = "train", per_actor: "int | None" = None
     cfg = p.instruments
     per_actor = int(per_actor or (cfg.train_per_actor if split == "train" else cfg.test_per_actor))
     n_actors = {"train": p.world.n_train_actors, "val": p.world.n_val_actors, "test": p.world.n_test_actors}[split]
-    path = cache_dir(p, root) / f"pose_{split}_{per_actor}.npz"
+    size = int(size or p.world.size)
+    tag = ("" if size == p.world.size else f"_{size}px") + ("_swapped" if swap_scene else "")
+    path = cache_dir(p, root) / f"pose_{split}_{per_actor}{tag}.npz"
     if path.exists() and not rebuild:
         return _load(path)
     clips = load_split(p, split, root=world_root)
@@ -241,7 +257,8 @@ def pose_bank(preset="cpu", split: str = "train", per_actor: "int | None" = None
             if name in EXPRESSION_FACTORS:
                 tracks[i, j] = c["tracks"][f, j]
         emotion[i] = EMOTIONS.index(c["meta"]["emotion"])
-    size = p.world.size
+    donors = np.random.default_rng([seed, 11, ["train", "val", "test"].index(split)]).choice(
+        np.unique(seeds), n) if swap_scene else seeds
     renderer = Renderer(size)
     frames = np.zeros((n, 3, size, size), np.uint8)
     track = np.zeros((n, 4), np.float32)
@@ -249,11 +266,13 @@ def pose_bank(preset="cpu", split: str = "train", per_actor: "int | None" = None
     t0 = time.perf_counter()
     for s in tqdm(range(0, n, bs), desc=f"pose bank {split}", disable=not progress, unit="batch"):
         sl = slice(s, min(n, s + bs))
-        actors = [sample_actor(int(a)) for a in seeds[sl]]
+        actors = [_with_scene(sample_actor(int(a)), sample_actor(int(d))) if swap_scene else sample_actor(int(a))
+                  for a, d in zip(seeds[sl], donors[sl])]
         named = {name: tracks[sl, j] for j, name in enumerate(FRAME_FACTOR_NAMES)}
         frames[sl] = _u8(renderer.render(actors, named))
         track[sl] = face_track(actors, named, size)
     meta = {"preset": p.name, "split": split, "size": size, "per_actor": per_actor, "seed": seed,
+            "swap_scene": bool(swap_scene),
             "factors": list(FRAME_FACTOR_NAMES), "render_seconds": round(time.perf_counter() - t0, 1)}
     _save(path, {"frames": frames, "tracks": tracks, "emotion": emotion, "actor": seeds.astype(np.int64),
                  "track": track}, meta)
@@ -336,4 +355,4 @@ def bank_clip_audio(preset, split: str = "train", limit: "int | None" = None, wo
 
 
 __all__ = ["pose_bank", "clip_bank", "bank_clip_audio", "face_track", "aligned_crop", "crop_lower_face", "crop_face",
-           "resize", "to_gray", "as_frames", "bank_batch", "augment_frames", "roc_auc", "cache_dir", "MARGIN"]
+           "resize", "to_gray", "as_frames", "bank_batch", "augment_frames", "roc_auc", "cache_dir", "MARGIN", "SCENE"]

@@ -4,13 +4,16 @@ VASA-1 uses an ArcFace network twice: for its cross-identity loss (move subject 
 identity features of the result should still match s) and to report identity similarity. Nothing can be
 downloaded, so the course trains its own on the world's *train* actors:
 
-- data: the pose bank (`instruments.banks.pose_bank`), random renders of each train actor with head pose, gaze,
-  position, distance and expression all varied, so the only thing frames of one class share is the identity;
+- data: the pose bank (`instruments.banks.pose_bank`) with swapped scenes: random renders of each train actor with
+  head pose, gaze, position, distance and expression all varied, and background, clothes and light taken from
+  another actor each time, so the only thing frames of one class share is the person (face, hair, accessories).
+  Without the swap the network learns to recognise backgrounds: a person in another scene then scores as a
+  stranger;
 - loss: ArcFace's additive angular margin. With unit embeddings x and unit class centres W_j, the target logit
   is s * cos(theta_y + m) and the others s * cos(theta_j): the margin m forces each class into a tight cone,
   which makes cosine similarity a good same-person score for actors never seen in training;
 - evaluation: verification on the *test* actors, ROC AUC of cosine similarity between two renders of the same
-  actor (different poses) against two renders of different actors.
+  actor (different poses and scenes) against two renders of different actors.
 
 `IdentityNet.embed` is differentiable, so a later chapter can use it as a frozen loss network.
 """
@@ -157,10 +160,11 @@ def train_identity(preset="cpu", seed: int = 0, device=None, steps: "int | None"
     cfg = p.instruments.identity
     seed_everything(seed)
     dev = pick_device(device)
-    bank = pose_bank(p, "train", root=root, world_root=world_root, progress=progress)
+    bank = pose_bank(p, "train", root=root, world_root=world_root, progress=progress, size=cfg.size, swap_scene=True)
     frames = _small_frames(bank, cfg.size)
     actors, labels = np.unique(np.asarray(bank["actor"]), return_inverse=True)
-    val = pose_bank(p, "val", per_actor=4, root=root, world_root=world_root, progress=progress)
+    val = pose_bank(p, "val", per_actor=4, root=root, world_root=world_root, progress=progress, size=cfg.size,
+                    swap_scene=True)
     net = IdentityNet(cfg)
     model = _Trainable(net, ArcFace(cfg.embed, len(actors), cfg.arc_margin, cfg.arc_scale)).to(dev)
     steps = int(steps or cfg.steps)
@@ -218,7 +222,8 @@ def verification(model: IdentityNet, bank: dict, batch: int = 128) -> dict:
 
 def eval_identity(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "int | None" = None,
                   root=None, world_root=None) -> dict:
-    """`vasa-lite eval identity`: verification on the test actors' random-pose renders."""
+    """`vasa-lite eval identity`: verification on the test actors' random-pose renders, each in a scene
+    (background, clothes, light) of another test actor; also in their own scenes, for reference."""
     from vasa_lite.checkpoints import load_checkpoint
     from vasa_lite.config import get_preset
     from vasa_lite.instruments.banks import pose_bank
@@ -228,9 +233,11 @@ def eval_identity(preset="cpu", seed: int = 0, device=None, checkpoint=None, lim
     model = load_identity(p, path=path, device=device)
     _, meta = load_checkpoint(path, component="identity")
     t0 = time.perf_counter()
-    bank = pose_bank(p, "test", root=root, world_root=world_root)
+    swapped = pose_bank(p, "test", root=root, world_root=world_root, size=model.cfg.size, swap_scene=True)
+    own = pose_bank(p, "test", root=root, world_root=world_root)
     out = {"component": "identity", "preset": p.name, "checkpoint": str(path), "trained_steps": meta["steps"],
-           "train_seconds": meta["metrics"].get("train_seconds"), "test_verification": verification(model, bank)}
+           "train_seconds": meta["metrics"].get("train_seconds"), "test_verification": verification(model, swapped),
+           "test_verification_own_scenes": verification(model, own)}
     out["eval_seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
