@@ -24,3 +24,14 @@ def ffmpeg():
     from vasa_lite.media import ffmpeg_exe
 
     return ffmpeg_exe()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tests on one torch thread: small models are faster so, and steady on a busy machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -15,13 +15,7 @@ from vasa_lite.training import Trainer, load_split, read_log, resume_path
 SR = 16_000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The course machine is shared: small ops run fastest on one thread, and oversubscribed threads spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

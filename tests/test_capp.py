@@ -11,13 +11,7 @@ from vasa_lite.instruments.capp import (CAPP, PAPER_SHIFT_TABLE, capp_score, cap
 from vasa_lite.training import load_split, read_log
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The course machine is shared: small ops run fastest on one thread, and oversubscribed threads spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_pose_features_are_angles_and_deltas():

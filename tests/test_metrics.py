@@ -16,12 +16,7 @@ from vasa_lite.world.render import Renderer, clip_tracks
 SHIPPED = all(checkpoint_path(c, "cpu").exists() for c in ("attributes", "syncnet", "fvd", "identity"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_evaluate_rejects_bad_video_before_loading_anything():

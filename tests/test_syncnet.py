@@ -17,12 +17,7 @@ from vasa_lite.world.params import FRAME_FACTOR_NAMES, SAMPLES_PER_FRAME
 from vasa_lite.world.render import Renderer
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
