@@ -49,7 +49,14 @@ def bench_instruments(**kwargs) -> dict:
     return run(**kwargs)
 
 
-BENCHES = {"world": bench_world, "audio": bench_audio, "instruments": bench_instruments}
+def bench_latent(**kwargs) -> dict:
+    """Decoder frames per second of the face latent space, batched (see vasa_lite.latent.evaluate)."""
+    from vasa_lite.latent.evaluate import bench_latent as run
+
+    return run(**kwargs)
+
+
+BENCHES = {"world": bench_world, "audio": bench_audio, "instruments": bench_instruments, "latent": bench_latent}
 
 
 def run_bench(target: str, **kwargs) -> dict:

@@ -7,6 +7,8 @@ import json
 import os
 import sys
 
+from vasa_lite.errors import InputError
+
 
 def _common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--preset", default="cpu", help="smoke (CI), cpu (laptop) or gpu (Colab and bigger)")
@@ -27,7 +29,10 @@ COMPONENTS = {
     "identity": ("vasa_lite.instruments.identity:train_identity", "vasa_lite.instruments.identity:eval_identity"),
     # all four measuring networks at once; eval reports every target figure of the instruments
     "instruments": ("vasa_lite.metrics:train_instruments", "vasa_lite.metrics:eval_instruments"),
+    "latent": ("vasa_lite.latent.train:train_latent", "vasa_lite.latent.evaluate:eval_latent"),
 }
+# Components that can also learn from a folder of real talking videos (--data DIR).
+TAKES_DATA = {"latent"}
 
 
 def _resolve(spec: str):
@@ -74,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", dest="resume", action="store_false",
                    help="start from scratch even if an interrupted run left a .resume.pt")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--data", default=None,
+                   help="a folder of real talking videos to learn from instead of the world (latent only)")
 
     p = _threads(_common(sub.add_parser("eval", help="evaluate a trained component; prints JSON")))
     p.add_argument("component", choices=sorted(COMPONENTS), help="what to evaluate")
@@ -140,8 +147,14 @@ def _cmd_bench(args) -> int:
 def _cmd_train(args) -> int:
     _set_threads(args)
     train = _resolve(COMPONENTS[args.component][0])
+    kwargs = {}
+    if args.data is not None:
+        if args.component not in TAKES_DATA:
+            raise InputError(f"--data works with: {', '.join(sorted(TAKES_DATA))}; "
+                             f"'{args.component}' learns from the world only")
+        kwargs["data"] = args.data
     summary = train(preset=args.preset, seed=args.seed, device=args.device, steps=args.steps, resume=args.resume,
-                    out=args.out, progress=not args.quiet)
+                    out=args.out, progress=not args.quiet, **kwargs)
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -121,6 +121,31 @@ class InstrumentsConfig:
 
 
 @dataclass(frozen=True)
+class LatentConfig:
+    """The face latent space (V_app, z_id, z_pose, z_dyn) and its decoder, see vasa_lite.latent.
+
+    The volume V_app has `vol_channels` features on a `vol_depth` x S/4 x S/4 grid (S: the world's frame size)."""
+    width: int = 32                # base channels of the 2D encoders
+    vol_channels: int = 16         # C of V_app
+    vol_depth: int = 8             # D of V_app
+    id_dim: int = 64               # z_id
+    dyn_dim: int = 32              # z_dyn: "a few dozen numbers"
+    flow_res: int = 8              # the non-rigid flow is predicted on a flow_res^3 grid, then upsampled
+    render_width: int = 48         # channels of the 2D renderer at the volume's resolution (half that at S/2)
+    pixel_path: bool = True        # the occlusion-aware warp of source pixels (fine detail)
+    pose_supervision: bool = True  # weak supervision of yaw/pitch/roll from the world's ground truth
+    transfer_weight: float = 1.0   # VASA's pairwise pose/dynamics transfer consistency
+    cross_id_weight: float = 0.3   # VASA's cross-identity loss (identity network cosine)
+    pose_weight: float = 0.2       # weak pose supervision (L1 on angles / 30 degrees)
+    ssim_weight: float = 0.5       # structural term beside L1
+    per_actor: int = 32            # frames rendered per train actor for the latent bank
+    pose_range: float = 0.6        # the bank's head pose is uniform over this fraction of each factor's range
+    steps: int = 3000
+    batch_size: int = 8
+    lr: float = 1e-3
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     description: str
@@ -130,6 +155,7 @@ class Preset:
     audio: AudioConfig = field(default_factory=AudioConfig)
     capp: CappConfig = field(default_factory=CappConfig)
     instruments: InstrumentsConfig = field(default_factory=InstrumentsConfig)
+    latent: LatentConfig = field(default_factory=LatentConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -156,6 +182,8 @@ PRESETS: dict[str, Preset] = {
             fvd=FVDConfig(size=32, frames=16, width=8, features=32, steps=20, batch_size=4),
             identity=IdentityConfig(size=32, width=8, embed=32, steps=30, batch_size=16),
             train_per_actor=4, test_per_actor=4),
+        latent=LatentConfig(width=8, vol_channels=4, vol_depth=4, id_dim=16, dyn_dim=16, flow_res=4,
+                            render_width=16, per_actor=8, steps=40, batch_size=4, lr=2e-3),
     ),
     "cpu": Preset(
         name="cpu",
@@ -171,6 +199,8 @@ PRESETS: dict[str, Preset] = {
         workers=2,
         audio=AudioConfig(width=256, layers=6, heads=4, ffn=512, steps=10000, batch_size=32),
         capp=CappConfig(width=128, code=16, steps=10000, batch_size=64),
+        latent=LatentConfig(width=32, vol_channels=16, vol_depth=16, id_dim=64, dyn_dim=48, render_width=64,
+                            per_actor=32, steps=30000, batch_size=16),
     ),
 }
 

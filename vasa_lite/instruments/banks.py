@@ -216,13 +216,15 @@ def _with_scene(actor, donor):
 
 def pose_bank(preset="cpu", split: str = "train", per_actor: "int | None" = None, root=None, world_root=None,
               seed: int = 0, progress: bool = True, rebuild: bool = False, size: "int | None" = None,
-              swap_scene: bool = False) -> dict:
+              swap_scene: bool = False, pose_range: float = 1.0) -> dict:
     """Random-pose renders of a split's actors (built on first use, then loaded from the cache).
 
     Returns {"frames": uint8 [N, 3, S, S], "tracks": float32 [N, 16] (FRAME_FACTOR_NAMES order), "emotion": [N],
     "actor": [N] actor seeds, "track": [N, 4] face track, "meta"}; S is `size` (default: the preset's world size).
     swap_scene: each frame takes its background, clothes and light from another actor of the split (`SCENE`), so
     that only the person is left to tell actors apart (the identity network's data).
+    pose_range: head pose and gaze are uniform over this fraction of each factor's range, around its default
+    (1: the whole range; the latent space's bank uses a talking head's narrower range).
     """
     from tqdm.auto import tqdm
 
@@ -235,7 +237,10 @@ def pose_bank(preset="cpu", split: str = "train", per_actor: "int | None" = None
     per_actor = int(per_actor or (cfg.train_per_actor if split == "train" else cfg.test_per_actor))
     n_actors = {"train": p.world.n_train_actors, "val": p.world.n_val_actors, "test": p.world.n_test_actors}[split]
     size = int(size or p.world.size)
-    tag = ("" if size == p.world.size else f"_{size}px") + ("_swapped" if swap_scene else "")
+    if not 0 < pose_range <= 1:
+        raise InputError(f"pose_range must be in (0, 1], got {pose_range}")
+    tag = (("" if size == p.world.size else f"_{size}px") + ("_swapped" if swap_scene else "")
+           + ("" if pose_range == 1 else f"_pose{int(round(pose_range * 100))}"))
     path = cache_dir(p, root) / f"pose_{split}_{per_actor}{tag}.npz"
     if path.exists() and not rebuild:
         return _load(path)
@@ -249,7 +254,9 @@ def pose_bank(preset="cpu", split: str = "train", per_actor: "int | None" = None
     emotion = np.zeros(n, np.int64)
     for j, name in enumerate(FRAME_FACTOR_NAMES):
         if name in RANDOM_FACTORS:
-            tracks[:, j] = rng.uniform(FACTORS[name].low, FACTORS[name].high, n)
+            fa = FACTORS[name]
+            lo, hi = fa.default + pose_range * (fa.low - fa.default), fa.default + pose_range * (fa.high - fa.default)
+            tracks[:, j] = rng.uniform(lo, hi, n)
     for i in range(n):
         c = clips[int(rng.integers(len(clips)))]
         f = int(rng.integers(len(c["tracks"])))
@@ -272,7 +279,7 @@ def pose_bank(preset="cpu", split: str = "train", per_actor: "int | None" = None
         frames[sl] = _u8(renderer.render(actors, named))
         track[sl] = face_track(actors, named, size)
     meta = {"preset": p.name, "split": split, "size": size, "per_actor": per_actor, "seed": seed,
-            "swap_scene": bool(swap_scene),
+            "swap_scene": bool(swap_scene), "pose_range": float(pose_range),
             "factors": list(FRAME_FACTOR_NAMES), "render_seconds": round(time.perf_counter() - t0, 1)}
     _save(path, {"frames": frames, "tracks": tracks, "emotion": emotion, "actor": seeds.astype(np.int64),
                  "track": track}, meta)

@@ -1,0 +1,197 @@
+"""The face latent space: geometry, shapes, bad input, training, checkpoints, evaluation and the editor."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vasa_lite.config import get_preset
+from vasa_lite.errors import CheckpointError, InputError
+from vasa_lite.latent import FaceLatentModel, checkpoint_file, load_latent
+from vasa_lite.latent import geometry as geo
+from vasa_lite.latent import losses as L
+
+
+@pytest.fixture(scope="module")
+def smoke_model():
+    torch.manual_seed(0)
+    p = get_preset("smoke")
+    return FaceLatentModel(p.latent, p.world.size).eval()
+
+
+def test_rotation_matches_the_world_conventions():
+    nose = torch.tensor([[[0.0, 0.0, 0.5]]])                         # a point towards the camera
+    def moved(**angles):
+        pose = torch.zeros(1, 6)
+        for k, v in angles.items():
+            pose[0, geo.POSE_FIELDS.index(k)] = v
+        return geo.to_camera(nose, pose)[0, 0]
+    assert moved(yaw=20)[0] > 0.1                                     # positive yaw: the face turns to image right
+    assert moved(pitch=20)[1] < -0.1                                  # positive pitch (chin up): the nose goes up (y down is +)
+    ear = torch.tensor([[[0.5, 0.0, 0.0]]])
+    pose = torch.zeros(1, 6)
+    pose[0, 2] = 30.0
+    assert geo.to_camera(ear, pose)[0, 0, 1] < -0.1                   # positive roll: counter-clockwise in the image
+
+
+def test_head_and_camera_transforms_invert():
+    torch.manual_seed(1)
+    pose = torch.randn(4, 6) * torch.tensor([20.0, 15.0, 10.0, 0.05, 0.05, 0.1])
+    pts = torch.rand(4, 3, 5, 7, 3) * 2 - 1
+    back = geo.to_head(geo.to_camera(pts, pose), pose)
+    assert torch.allclose(back, pts, atol=1e-5)
+
+
+def test_rotate_volume_turns_content():
+    vol = torch.zeros(1, 1, 16, 16, 16)
+    vol[0, 0, 8:12, 7:9, 7:9] = 1.0                                  # a bar along +z (depth) from the centre
+    turned = geo.rotate_volume(vol, yaw=90.0)
+    # with yaw 90 the bar lies along +x: mass moves from high depth indices to high x indices
+    w = turned[0, 0]
+    x_idx = torch.arange(16.0)
+    assert (w.sum((0, 1)) * x_idx).sum() / w.sum() > 8.5
+    assert abs((w.sum((1, 2)) * x_idx).sum() / w.sum() - 7.5) < 0.7
+
+
+def test_ssim_and_psnr():
+    a = torch.rand(2, 3, 32, 32)
+    assert float(L.ssim(a, a)) > 0.999
+    assert float(L.psnr(a, a)) > 90
+    flat = 0.5 + 0.05 * a                                             # little structure, so noise dominates it
+    noisy = flat + 0.1 * torch.randn_like(a)
+    assert float(L.ssim(flat, noisy)) < 0.5
+    assert 19 < float(L.psnr(flat, noisy)) < 21                       # noise sigma 0.1 -> 20 dB
+
+
+def test_shapes_and_four_way_split(smoke_model):
+    x = torch.rand(3, 3, 64, 64)
+    with torch.no_grad():
+        codes = smoke_model.encode(x)
+        cfg = smoke_model.cfg
+        assert codes["V_app"].shape == (3, cfg.vol_channels, cfg.vol_depth, 16, 16)
+        assert codes["z_id"].shape == (3, cfg.id_dim)
+        assert codes["z_pose"].shape == (3, 6)
+        assert codes["z_dyn"].shape == (3, cfg.dyn_dim)
+        src = smoke_model.encode_source(x[:1])
+        out, parts = smoke_model.decode(src, codes["z_pose"], codes["z_dyn"], return_parts=True)   # 1 source, 3 motions
+    assert out.shape == (3, 3, 64, 64) and torch.isfinite(out).all()
+    assert float(out.min()) >= 0 and float(out.max()) <= 1
+    assert parts["mask"].shape == (3, 1, 64, 64)
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (torch.rand(2, 3, 48, 48), "48x48 px"),
+    (torch.rand(2, 4, 64, 64), "4 channels"),
+    (torch.full((1, 3, 64, 64), float("nan")), "NaN"),
+    (torch.rand(2, 2, 3, 64, 64), "shape"),
+    ("frame.png", "tensor or array"),
+])
+def test_bad_frames_get_clear_errors(smoke_model, bad, msg):
+    with pytest.raises(InputError, match=msg):
+        smoke_model.encode(bad)
+
+
+def test_nan_motion_codes_are_refused(smoke_model):
+    src = smoke_model.encode_source(torch.rand(1, 3, 64, 64))
+    with pytest.raises(InputError, match="NaN"):
+        smoke_model.decode(src, torch.full((1, 6), float("nan")), torch.zeros(1, smoke_model.cfg.dyn_dim))
+
+
+def test_training_lowers_the_loss_and_resumes(tmp_path, one_thread):
+    from vasa_lite.latent.train import train_latent
+    from vasa_lite.training import read_log
+
+    out = tmp_path / "latent_smoke.pt"
+    s = train_latent("smoke", steps=30, out=out, progress=False, preview_every=10)
+    rows = read_log(s["log"])
+    first, last = np.mean([r["recon"] for r in rows[:1]]), np.mean([r["recon"] for r in rows[-1:]])
+    assert last < first, (first, last)
+    assert all(k in rows[-1] for k in ("recon", "transfer", "cross_id", "pose"))
+    model = load_latent("smoke", out)
+    assert model.meta["steps"] == 30 and model.meta["extra"]["config"]["dyn_dim"] == 16
+    assert model.controls and model.controls["factors"][0] == "yaw"
+    assert (tmp_path.parent / "outputs").exists() or s["preview"].endswith(".png")
+
+
+def test_ablation_switches_drop_their_losses(tmp_path, one_thread):
+    from vasa_lite.latent.train import train_latent
+    from vasa_lite.training import read_log
+
+    s = train_latent("smoke", steps=10, out=tmp_path / "abl.pt", progress=False, preview_every=0,
+                     overrides={"transfer_weight": 0.0, "cross_id_weight": 0.0, "pose_supervision": False})
+    row = read_log(s["log"])[-1]
+    assert "recon" in row and not any(k in row for k in ("transfer", "cross_id", "pose"))
+
+
+def test_checkpoint_of_another_preset_or_component_is_refused(tmp_path):
+    smoke = checkpoint_file("smoke")
+    with pytest.raises(CheckpointError, match="preset"):
+        load_latent("cpu", smoke)
+    from vasa_lite.paths import CHECKPOINT_DIR
+
+    with pytest.raises(CheckpointError):
+        load_latent("smoke", CHECKPOINT_DIR / "audio_smoke.pt")
+    bad = tmp_path / "latent_smoke.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        load_latent("smoke", bad)
+
+
+def test_ridge_probe_finds_linear_signal_and_not_noise():
+    from vasa_lite.latent.evaluate import ridge_r2
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 8))
+    y = np.c_[x @ rng.normal(size=8), rng.normal(size=400)]
+    r2 = ridge_r2(x[:300], y[:300], x[300:], y[300:])
+    assert r2[0] > 0.95 and r2[1] < 0.1
+
+
+def test_eval_reports_every_figure_on_smoke(one_thread):
+    from vasa_lite.latent.evaluate import eval_latent
+
+    r = eval_latent("smoke", limit=8, progress=False)
+    for key in ("self", "same", "cross"):
+        assert np.isfinite(r[key]["psnr_db"]) and 0 <= r[key]["ssim"] <= 1
+    assert r["self"]["psnr_db"] > 12                                  # well above a blank frame's
+    assert set(r["probes"]) >= {"z_pose", "z_dyn", "identity_accuracy"}
+    assert np.isfinite(r["pose_control"]["mae_deg"])
+    assert set(r["targets"]) == {"self_psnr_db", "cross_psnr_db", "pose_r2_from_z_dyn_max", "jaw_r2_from_z_dyn",
+                                 "blink_r2_from_z_dyn", "pose_control_mae_deg_max"}
+
+
+def test_editor_sliders_redecode_headlessly():
+    pytest.importorskip("ipywidgets")
+    from vasa_lite.latent.controls import PortraitEditor
+    from vasa_lite.latent.train import latent_bank
+
+    model = load_latent("smoke")
+    bank = latent_bank("smoke", "test", progress=False)
+    frame = torch.from_numpy(np.array(bank["frames"][0])).float() / 255
+    ed = PortraitEditor(model, frame)
+    box = ed.widget()
+    before = box.image.value
+    box.sliders["yaw"].value = 25.0                                   # what a student's drag does
+    assert ed.values["yaw"] == 25.0 and ed.renders == 1
+    assert box.image.value != before
+    box.sliders["gaze_yaw"].value = -20.0
+    assert ed.values["gaze_yaw"] == -20.0 and ed.renders == 2
+    with pytest.raises(InputError, match="unknown control"):
+        ed.set(emotion=1.0)
+
+
+def test_cli_train_latent_with_missing_data_folder_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "vasa_lite", "train", "latent", "--preset", "smoke",
+                        "--data", str(tmp_path / "nope"), "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bench_latent_prints_json():
+    r = subprocess.run([sys.executable, "-m", "vasa_lite", "bench", "latent", "--preset", "smoke", "--frames", "32",
+                        "--threads", "1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["decode_frames_per_s"] > 0 and out["size_px"] == 64

@@ -1,0 +1,79 @@
+"""3D geometry of the latent space: head pose as a rigid transform of a feature volume, and sampling with it.
+
+Coordinates follow `torch.nn.functional.grid_sample`: a volume [N, C, D, H, W] covers the cube [-1, 1]^3 with
+x across the image (right), y down the image and z along the depth axis (towards the camera). The world renders
+with x right, y up, z towards the camera, so a world rotation R becomes M R M with M = diag(1, -1, 1): then a
+pose encoder supervised with the world's yaw, pitch and roll rotates the volume the same way the world turns the
+head.
+
+z_pose is a vector [N, 6]: yaw, pitch, roll in degrees (the world's signs, see world.params), tx, ty as
+fractions of the image (positive: right, down, as the world's tx, ty) and log_scale (the head's size; larger
+when nearer the camera).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+POSE_FIELDS = ("yaw", "pitch", "roll", "tx", "ty", "log_scale")
+POSE_UNITS = ("deg", "deg", "deg", "frame", "frame", "log")
+_FLIP = torch.tensor([1.0, -1.0, 1.0])
+
+
+def rotation(yaw: torch.Tensor, pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices [N, 3, 3] in volume coordinates, from the world's angles in degrees."""
+    from vasa_lite.world.render import _rotations
+
+    m = _FLIP.to(yaw.device, yaw.dtype)
+    return _rotations(yaw, pitch, roll) * m.view(1, 3, 1) * m.view(1, 1, 3)   # M R M, M diagonal
+
+
+def base_grid(depth: int, height: int, width: int, device=None) -> torch.Tensor:
+    """Voxel centres [D, H, W, 3] as (x, y, z) in [-1, 1] (grid_sample's align_corners=False convention)."""
+    def axis(n):
+        return (torch.arange(n, dtype=torch.float32, device=device) + 0.5) / n * 2 - 1
+    z, y, x = torch.meshgrid(axis(depth), axis(height), axis(width), indexing="ij")
+    return torch.stack([x, y, z], -1)
+
+
+def _rst(pose: torch.Tensor):
+    R = rotation(pose[:, 0], pose[:, 1], pose[:, 2])
+    t = torch.stack([2 * pose[:, 3], 2 * pose[:, 4], torch.zeros_like(pose[:, 3])], -1)   # fraction -> grid units
+    s = pose[:, 5].exp()
+    return R, s, t
+
+
+def to_camera(points: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+    """Head (canonical) points [N, ..., 3] to the camera's volume: x = s R c + t."""
+    R, s, t = _rst(pose)
+    flat = points.reshape(points.shape[0], -1, 3)
+    out = torch.einsum("nij,npj->npi", R, flat) * s.view(-1, 1, 1) + t.view(-1, 1, 3)
+    return out.view(points.shape)
+
+
+def to_head(points: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+    """Camera-volume points [N, ..., 3] to head (canonical) coordinates: c = R^T (x - t) / s."""
+    R, s, t = _rst(pose)
+    flat = points.reshape(points.shape[0], -1, 3)
+    out = torch.einsum("nji,npj->npi", R, flat - t.view(-1, 1, 3)) / s.view(-1, 1, 1)
+    return out.view(points.shape)
+
+
+def sample(volume: torch.Tensor, points: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
+    """Trilinear samples of a volume [N, C, D, H, W] at points [N, d, h, w, 3] -> [N, C, d, h, w]."""
+    return F.grid_sample(volume, points, mode="bilinear", padding_mode=padding, align_corners=False)
+
+
+def field_at(field: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """A 3-channel offset field [N, 3, d', h', w'] read at points [N, d, h, w, 3] -> offsets [N, d, h, w, 3]."""
+    return sample(field, points, padding="border").permute(0, 2, 3, 4, 1)
+
+
+def rotate_volume(volume: torch.Tensor, yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> torch.Tensor:
+    """A rigid rotation of a volume about its centre (the toy example of notebook 02): each output voxel reads
+    the input at R^T x, so the content turns by R."""
+    n, _, d, h, w = volume.shape
+    pose = torch.zeros(n, 6, device=volume.device)
+    pose[:, 0], pose[:, 1], pose[:, 2] = float(yaw), float(pitch), float(roll)
+    grid = base_grid(d, h, w, volume.device).expand(n, d, h, w, 3)
+    return sample(volume, to_head(grid, pose))

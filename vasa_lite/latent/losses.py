@@ -1,0 +1,79 @@
+"""The latent space's losses and image metrics.
+
+- reconstruction: L1 plus (1 - SSIM). SSIM compares local means, contrasts and structure, so it punishes the blur
+  that L1 alone tolerates, and it needs no feature network;
+- pairwise transfer consistency (VASA-1): frames i and j of one person; the decoder of (app_j, pose_i, dyn_j) and
+  of (app_i, pose_i, dyn_j) must agree. If z_dyn carried pose (or V_app carried expression), the two would differ;
+- cross-identity (VASA-1): person d's motion on person s must still look like s to an identity network
+  (1 - cosine of the embeddings). Without it, z_dyn learns the driver's face shape and leaks it into the result;
+- weak pose supervision (optional): L1 between z_pose's angles and the world's yaw, pitch and roll.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+_WINDOW: dict = {}
+
+
+def _gauss(size: int = 7, sigma: float = 1.5, device=None) -> torch.Tensor:
+    key = (size, sigma, str(device))
+    if key not in _WINDOW:
+        x = torch.arange(size, dtype=torch.float32, device=device) - size // 2
+        g = torch.exp(-x ** 2 / (2 * sigma ** 2))
+        g = g / g.sum()
+        _WINDOW[key] = (g[:, None] * g[None, :]).view(1, 1, size, size)
+    return _WINDOW[key]
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, reduce: bool = True) -> torch.Tensor:
+    """Structural similarity of images [N, C, H, W] in [0, 1] (Gaussian window 7 px, sigma 1.5, per channel).
+    reduce=False gives one value per image."""
+    c = a.shape[1]
+    w = _gauss(device=a.device).expand(c, 1, -1, -1)
+
+    def blur(x):
+        return F.conv2d(x, w, groups=c)
+
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    s_aa = blur(a * a) - mu_a ** 2
+    s_bb = blur(b * b) - mu_b ** 2
+    s_ab = blur(a * b) - mu_a * mu_b
+    m = ((2 * mu_a * mu_b + c1) * (2 * s_ab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (s_aa + s_bb + c2))
+    return m.mean() if reduce else m.flatten(1).mean(1)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, reduce: bool = True) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB of images in [0, 1]; reduce=False gives one value per image."""
+    mse = ((a - b) ** 2).flatten(1).mean(1).clamp(min=1e-10)
+    v = 10 * torch.log10(1.0 / mse)
+    return v.mean() if reduce else v
+
+
+def reconstruction(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float = 0.5) -> torch.Tensor:
+    """L1 + ssim_weight * (1 - SSIM)."""
+    return (pred - target).abs().mean() + ssim_weight * (1 - ssim(pred, target))
+
+
+def transfer_consistency(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """L1 between the two decodings of the same (pose_i, dyn_j) from the two appearances of one person."""
+    return (a - b).abs().mean()
+
+
+def cross_identity(id_net, generated: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """1 - cos(ID(generated), ID(source)), the identity network frozen (its gradients flow to the generator only)."""
+    with torch.no_grad():
+        ref = id_net.embed(source)
+    return (1 - (id_net.embed(generated) * ref).sum(-1)).mean()
+
+
+def pose_supervision(z_pose: torch.Tensor, true_angles: torch.Tensor) -> torch.Tensor:
+    """L1 between z_pose's yaw, pitch, roll and the world's (degrees), in units of 30 degrees."""
+    return ((z_pose[:, :3] - true_angles) / 30.0).abs().mean()
+
+
+def psnr_from_mse(mse: float) -> float:
+    return 10 * math.log10(1.0 / max(mse, 1e-10))

@@ -1,0 +1,123 @@
+"""The networks of the face latent space: four encoders, the flow generator and the decoder.
+
+Sizes come from `LatentConfig` and the frame size S; the volume grid is vol_depth x S/4 x S/4, so the `smoke`,
+`cpu` and `gpu` presets are the same code with other numbers.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vasa_lite.latent import geometry as geo
+
+
+def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride, k // 2)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.a, self.b = _conv(ch, ch), _conv(ch, ch)
+
+    def forward(self, x):
+        return x + self.b(F.relu(self.a(F.relu(x))))
+
+
+class AppearanceEncoder(nn.Module):
+    """Frame -> 3D feature volume [N, C, D, S/4, S/4] in the *source's* camera space: 2D features lifted to 3D by
+    reshaping channels into depth, then a 3D convolution mixes neighbouring depths (as in face-vid2vid)."""
+
+    def __init__(self, cfg, size: int):
+        super().__init__()
+        w, self.C, self.D = cfg.width, cfg.vol_channels, cfg.vol_depth
+        self.net = nn.Sequential(_conv(3, w // 2, stride=2), nn.ReLU(), _conv(w // 2, w), nn.ReLU(),
+                                 _conv(w, 2 * w, stride=2), ResBlock(2 * w), nn.ReLU(),
+                                 nn.Conv2d(2 * w, self.C * self.D, 1))
+        self.refine = nn.Conv3d(self.C, self.C, 3, padding=1)
+
+    def forward(self, x):
+        f = self.net(x - 0.5)
+        v = f.view(f.shape[0], self.C, self.D, f.shape[-2], f.shape[-1])
+        return v + self.refine(F.relu(v))
+
+
+class VectorEncoder(nn.Module):
+    """Frame -> a vector: strided convolutions down to 4 x 4, then an MLP. The identity, pose and dynamics
+    encoders are three of these with their own weights, so no code is shared by accident."""
+
+    def __init__(self, cfg, size: int, out: int):
+        super().__init__()
+        n_down = max(1, int(math.log2(size)) - 2)           # 128 px: 5 strided convs to 4 x 4
+        chans = [max(8, cfg.width // 2)] + [min(4 * cfg.width, cfg.width * 2 ** (k // 2)) for k in range(1, n_down)]
+        layers, cin = [], 3
+        for c in chans:
+            layers += [_conv(cin, c, stride=2), nn.ReLU()]
+            cin = c
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(cin * 16, 256), nn.SiLU(), nn.Linear(256, out))
+
+    def forward(self, x):
+        return self.head(self.features(x - 0.5))
+
+
+class PoseEncoder(nn.Module):
+    """Frame -> z_pose [N, 6]: yaw, pitch, roll (degrees), tx, ty (fractions of the frame), log_scale."""
+
+    SCALE = (30.0, 30.0, 30.0, 0.15, 0.15, 0.2)   # output units per unit of the raw head, so raw values stay O(1)
+
+    def __init__(self, cfg, size: int):
+        super().__init__()
+        self.net = VectorEncoder(cfg, size, 6)
+        self.register_buffer("scale", torch.tensor(self.SCALE), persistent=False)
+
+    def forward(self, x):
+        return self.net(x) * self.scale
+
+
+class FlowGenerator(nn.Module):
+    """(z_dyn, z_id) -> two non-rigid offset fields on a flow_res^3 grid, in head (canonical) coordinates:
+    G (canonical -> expressed; canonicalises a source) and H (expressed -> canonical; animates to a driver).
+    z_id enters because the same expression moves different faces differently."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        f = cfg.flow_res
+        self.h = max(2, f // 2)
+        self.seed = nn.Linear(cfg.dyn_dim + cfg.id_dim, 32 * self.h ** 3)
+        self.up = nn.Sequential(nn.SiLU(), nn.Upsample(size=(f, f, f), mode="trilinear", align_corners=False),
+                                nn.Conv3d(32, 16, 3, padding=1), nn.SiLU(), nn.Conv3d(16, 6, 3, padding=1))
+        nn.init.zeros_(self.up[-1].weight)                  # start as the identity warp
+        nn.init.zeros_(self.up[-1].bias)
+
+    def forward(self, z_dyn, z_id):
+        x = self.seed(torch.cat([z_dyn, z_id], -1)).view(-1, 32, self.h, self.h, self.h)
+        g = self.up(x) * 0.2
+        return g[:, :3], g[:, 3:]
+
+
+class Renderer2D(nn.Module):
+    """Projected volume [N, C*D, S/4, S/4] (+ the warped source pixels at half size) -> RGB and a blend mask at
+    half the frame size, upsampled by the caller.
+
+    Thin on purpose: the decoder must run at 100 frames/s at 128 px on two CPU cores. The fine detail comes from
+    the source's pixels, which the decoder blends in at full size; this network only paints what they cannot
+    show (disocclusions, the mouth's inside) and decides where to trust them."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        rw = cfg.render_width
+        self.proj = nn.Conv2d(cfg.vol_channels * cfg.vol_depth, rw, 1)
+        self.block = ResBlock(rw)
+        self.to_half = nn.Conv2d(rw, rw // 2, 1)
+        self.conv = _conv(rw // 2 + 3, rw // 2)
+        self.out = _conv(rw // 2, 4)
+
+    def forward(self, feats, warped_half):
+        x = self.block(F.relu(self.proj(feats)))
+        x = F.interpolate(self.to_half(F.relu(x)), scale_factor=2, mode="nearest")
+        x = F.relu(self.conv(torch.cat([F.relu(x), warped_half - 0.5], 1)))
+        return self.out(x)

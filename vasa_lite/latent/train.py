@@ -1,0 +1,212 @@
+"""Training the face latent space: `vasa-lite train latent --preset P [--data DIR]`.
+
+Data: pairs of frames of one person. On the world, the latent bank holds `per_actor` renders of each train actor
+with the head pose uniform over `pose_range` of its range and expressions taken from the actor's split's clips
+(see instruments.banks.pose_bank). With `--data DIR`, frames of each real video (VideoFolder) play the part of one
+person, and nothing uses ground truth: the pose supervision is off.
+
+Each step, for B pairs (i, j) of one person and a driver k of another person:
+- reconstruction: decode(app_i, pose_j, dyn_j) against frame j (L1 + SSIM);
+- transfer consistency: decode(app_j, pose_i, dyn_j) against decode(app_i, pose_i, dyn_j);
+- cross-identity: decode(app_i, pose_k, dyn_k) should keep i's identity (the course's identity network);
+- weak pose supervision of z_pose's angles, when switched on and ground truth exists.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vasa_lite.errors import InputError
+from vasa_lite.latent import losses as L
+from vasa_lite.latent.model import FaceLatentModel, checkpoint_file
+from vasa_lite.world.params import FRAME_FACTOR_NAMES
+
+ANGLES = [FRAME_FACTOR_NAMES.index(n) for n in ("yaw", "pitch", "roll")]
+
+
+def latent_bank(preset="cpu", split: str = "train", root=None, world_root=None, progress: bool = True) -> dict:
+    """The world frames the latent space learns from (train) or is measured on (test); cached on first use."""
+    from vasa_lite.config import get_preset
+    from vasa_lite.instruments.banks import pose_bank
+
+    p = get_preset(preset)
+    per_actor = p.latent.per_actor if split == "train" else p.instruments.test_per_actor
+    return pose_bank(p, split, per_actor=per_actor, root=root, world_root=world_root, progress=progress,
+                     pose_range=p.latent.pose_range)
+
+
+def video_bank(data, size: int, progress: bool = True, max_frames_per_video: int = 400) -> dict:
+    """Frames of a folder of real talking videos (VideoFolder: face-cropped, resized) as a bank with no ground
+    truth; each video counts as one person."""
+    from tqdm.auto import tqdm
+
+    from vasa_lite.real import VideoFolder
+
+    vf = VideoFolder(data, size=size)
+    frames, actor = [], []
+    for i in tqdm(range(len(vf.files)), desc="videos", disable=not progress):
+        f = np.asarray(vf.clip(i)["frames"])
+        if len(f) < 2:
+            continue
+        step = max(1, len(f) // max_frames_per_video)
+        f = f[::step][:max_frames_per_video]
+        frames.append(np.ascontiguousarray(f.transpose(0, 3, 1, 2)))
+        actor += [i] * len(f)
+    if not frames:
+        raise InputError(f"no usable video in {data}: each needs at least 2 frames with a detectable face")
+    return {"frames": np.concatenate(frames), "actor": np.asarray(actor), "tracks": None}
+
+
+class PairSampler:
+    """Random (i, j) frame pairs of one person, and a driver k of another person for each pair."""
+
+    def __init__(self, actor: np.ndarray):
+        self.actor = np.asarray(actor)
+        self.people = np.unique(self.actor)
+        self.rows = {a: np.flatnonzero(self.actor == a) for a in self.people}
+        self.people = np.asarray([a for a in self.people if len(self.rows[a]) >= 2])
+        if len(self.people) < 1:
+            raise InputError("the training frames need at least one person with two frames or more")
+
+    def sample(self, batch: int, gen: torch.Generator) -> tuple:
+        pick = self.people[torch.randint(len(self.people), (batch,), generator=gen).numpy()]
+        i, j, k = [], [], []
+        for a in pick:
+            r = self.rows[a]
+            u = torch.randperm(len(r), generator=gen)[:2].numpy()
+            i.append(r[u[0]])
+            j.append(r[u[1]])
+            if len(self.people) > 1:                       # a driver from someone else
+                others = self.people[self.people != a]
+                b = others[int(torch.randint(len(others), (1,), generator=gen))]
+                k.append(self.rows[b][int(torch.randint(len(self.rows[b]), (1,), generator=gen))])
+        return np.asarray(i), np.asarray(j), (np.asarray(k) if k else None)
+
+
+def latent_step(model: FaceLatentModel, x_i, x_j, x_k=None, angles=None, id_net=None, cfg=None) -> dict:
+    """One training step's losses for frames i, j (one person), drivers k (others) and optional true angles
+    [2B, 3] of i then j. Returns the weighted total as "loss" plus each term."""
+    cfg = cfg or model.cfg
+    b = x_i.shape[0]
+    x = torch.cat([x_i, x_j])
+    pose, dyn = model.pose(x), model.dynamics(x)
+    zid = model.identity(x)
+    (p_i, p_j), (d_i, d_j), (id_i, id_j) = pose.split(b), dyn.split(b), zid.split(b)
+    src_i = model.encode_source(x_i, p_i, d_i, id_i)
+    out = {}
+    rec = model.decode(src_i, p_j, d_j)
+    out["recon"] = L.reconstruction(rec, x_j, cfg.ssim_weight)
+    total = out["recon"]
+    if cfg.transfer_weight > 0:
+        src_j = model.encode_source(x_j, p_j, d_j, id_j)
+        out["transfer"] = L.transfer_consistency(model.decode(src_j, p_i, d_j), model.decode(src_i, p_i, d_j))
+        total = total + cfg.transfer_weight * out["transfer"]
+    if cfg.cross_id_weight > 0 and id_net is not None and x_k is not None:
+        p_k, d_k = model.pose(x_k), model.dynamics(x_k)
+        out["cross_id"] = L.cross_identity(id_net, model.decode(src_i, p_k, d_k), x_i)
+        total = total + cfg.cross_id_weight * out["cross_id"]
+    if cfg.pose_supervision and cfg.pose_weight > 0 and angles is not None:
+        out["pose"] = L.pose_supervision(pose, angles)
+        total = total + cfg.pose_weight * out["pose"]
+    with torch.no_grad():
+        out["psnr"] = L.psnr(rec.clamp(0, 1), x_j)
+    out["loss"] = total
+    return out
+
+
+def save_preview(model: FaceLatentModel, x_src, x_drv, path) -> Path:
+    """A PNG of sources, drivers and reenactments (rows), the training preview."""
+    from PIL import Image
+
+    from vasa_lite.viz import as_uint8_hwc
+
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model.reenact(x_src, x_drv).clamp(0, 1)
+    model.train(was)
+    rows = [torch.cat(list(t), -1) for t in (x_src, x_drv, out)]
+    img = as_uint8_hwc(torch.cat(rows, -2)[None])[0]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path)
+    return path
+
+
+def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" = None, resume: bool = True,
+                 out=None, progress: bool = True, root=None, world_root=None, data=None, overrides=None,
+                 preview_every: int = 250) -> dict:
+    """Train the latent space; returns a summary (checkpoint, log, steps, metrics, training time).
+
+    overrides: LatentConfig fields to change (the ablations: {"transfer_weight": 0}, {"cross_id_weight": 0},
+    {"pose_supervision": False}); data: a folder of real videos instead of the world."""
+    from vasa_lite.config import get_preset
+    from vasa_lite.device import pick_device, seed_everything
+    from vasa_lite.instruments.banks import bank_batch
+    from vasa_lite.paths import OUTPUTS_DIR
+    from vasa_lite.training import Trainer
+
+    p = get_preset(preset)
+    cfg = dataclasses.replace(p.latent, **(overrides or {}))
+    seed_everything(seed)
+    dev = pick_device(device)
+    if data is not None:
+        bank = video_bank(data, p.world.size, progress=progress)
+        cfg = dataclasses.replace(cfg, pose_supervision=False)    # real videos have no ground-truth pose
+    else:
+        bank = latent_bank(p, "train", root=root, world_root=world_root, progress=progress)
+    frames = bank["frames"]
+    angles = (torch.from_numpy(np.asarray(bank["tracks"])[:, ANGLES]).float()
+              if bank.get("tracks") is not None else None)
+    sampler = PairSampler(bank["actor"])
+    try:
+        from vasa_lite.instruments.identity import load_identity
+
+        id_net = load_identity(p, device=dev) if cfg.cross_id_weight > 0 else None
+    except (OSError, Exception) as err:                 # no identity checkpoint: train without the loss, say so
+        from vasa_lite.errors import CheckpointError
+
+        if not isinstance(err, (OSError, CheckpointError)):
+            raise
+        print(f"note: no identity network for preset '{p.name}' ({err}); training without the cross-identity loss")
+        id_net = None
+    model = FaceLatentModel(cfg, p.world.size).to(dev)
+    steps = int(steps or cfg.steps)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4, betas=(0.9, 0.99))
+    warm = max(1, min(200, steps // 10))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))))
+    path = Path(out) if out else checkpoint_file(p)
+    preview = OUTPUTS_DIR / f"{path.stem}_preview.png"
+    gp = torch.Generator().manual_seed(seed + 1)
+    pi, pj, _ = sampler.sample(4, gp)
+    fixed = (bank_batch(frames, pi).to(dev), bank_batch(frames, pj).to(dev))
+
+    def step_fn(step, gen):
+        i, j, k = sampler.sample(cfg.batch_size, gen)
+        x_i, x_j = bank_batch(frames, i).to(dev), bank_batch(frames, j).to(dev)
+        x_k = bank_batch(frames, k).to(dev) if k is not None else None
+        ang = torch.cat([angles[i], angles[j]]).to(dev) if angles is not None else None
+        res = latent_step(model, x_i, x_j, x_k, ang, id_net, cfg)
+        if preview_every and (step + 1) % preview_every == 0:
+            save_preview(model, *fixed, preview)
+        return res
+
+    extra = {"config": dataclasses.asdict(cfg), "size": p.world.size, "train_frames": int(len(frames)),
+             "people": int(len(sampler.people)), "data": str(data) if data is not None else "world"}
+    trainer = Trainer(model, opt, component="latent", preset=p, path=path, scheduler=sched, seed=seed,
+                      progress=progress, ckpt_every=max(20, min(500, steps // 10)), log_every=10, extra=extra)
+    summary = trainer.fit(step_fn, steps, resume=resume)
+    save_preview(model, *fixed, preview)
+    if bank.get("tracks") is not None:              # slider directions need ground truth (world data only)
+        from vasa_lite.latent.controls import attach_controls
+
+        attach_controls(p, path, bank)
+    summary["preview"] = str(preview)
+    summary["parameters"] = sum(q.numel() for q in model.parameters())
+    summary["size_mb"] = round(path.stat().st_size / 2**20, 2)
+    return summary
