@@ -195,3 +195,25 @@ def test_bench_latent_prints_json():
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["decode_frames_per_s"] > 0 and out["size_px"] == 64
+
+
+def test_training_on_a_folder_of_real_videos_uses_no_ground_truth(tmp_path, one_thread):
+    from skimage import data as skdata
+
+    from vasa_lite import media, real
+    from vasa_lite.latent.train import train_latent
+    from vasa_lite.training import read_log
+
+    image = skdata.astronaut()
+    frames = np.stack([real.crop_region(image, (105 + 4 * np.cos(i / 3), 5 + 3 * np.sin(i / 3), 240), 96)
+                       for i in range(20)])
+    audio = (0.2 * np.sin(2 * np.pi * 200 * np.arange(16000 * 20 // 25) / 16000)).astype(np.float32)
+    for name in ("a.mp4", "b.mp4"):                                   # two videos: two "people"
+        media.write_video(tmp_path / "videos" / name, frames, fps=25, audio=audio)
+    s = train_latent("smoke", data=tmp_path / "videos", steps=4, out=tmp_path / "real.pt", progress=False,
+                     preview_every=0)
+    row = read_log(s["log"])[-1]
+    assert "recon" in row and "cross_id" in row and "pose" not in row   # no ground-truth pose on real videos
+    model = load_latent("smoke", tmp_path / "real.pt")
+    assert model.meta["extra"]["data"].endswith("videos") and model.meta["extra"]["people"] == 2
+    assert model.controls is None

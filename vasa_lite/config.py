@@ -140,7 +140,7 @@ class LatentConfig:
     ssim_weight: float = 0.5       # structural term beside L1
     per_actor: int = 32            # frames rendered per train actor for the latent bank
     pose_range: float = 0.6        # the bank's head pose is uniform over this fraction of each factor's range
-    steps: int = 3000
+    steps: int = 2200
     batch_size: int = 8
     lr: float = 1e-3
 

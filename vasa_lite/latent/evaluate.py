@@ -259,3 +259,44 @@ def bench_latent(preset="cpu", seed: int = 0, device=None, frames=None, batch: i
             "weights": weights, "batch": batch, "frames": done, "decode_frames_per_s": round(fps, 1),
             "decode_ms_per_frame": round(1000 / fps, 2), "encode_source_ms": round(enc_ms, 1),
             "target_frames_per_s": 100 if s == 128 else None, "meets_target": bool(s != 128 or fps >= 100)}
+
+
+# The ablations of notebook 02: each switches one loss off (overrides of LatentConfig).
+ABLATIONS = {"full": {}, "no_transfer": {"transfer_weight": 0.0}, "no_cross_id": {"cross_id_weight": 0.0},
+             "no_pose_supervision": {"pose_supervision": False}}
+
+
+def ablation(preset="cpu", steps: int = 400, out_dir=None, limit: int = 160, seed: int = 0, progress: bool = True,
+             names=tuple(ABLATIONS), out_json=None) -> dict:
+    """Train one short run per ablation (same steps, seed and data) and measure each: what breaks without each
+    loss. Returns {name: key figures}; with out_json, also writes them there."""
+    import json
+    from pathlib import Path
+
+    from vasa_lite.config import get_preset
+    from vasa_lite.latent.model import load_latent
+    from vasa_lite.latent.train import train_latent
+    from vasa_lite.paths import OUTPUTS_DIR
+
+    p = get_preset(preset)
+    out_dir = Path(out_dir) if out_dir else OUTPUTS_DIR / "ablation"
+    table = {}
+    for name in names:
+        path = out_dir / f"latent_{p.name}_{name}.pt"
+        s = train_latent(p, seed=seed, steps=steps, out=path, progress=progress, overrides=ABLATIONS[name],
+                         preview_every=0)
+        r = eval_latent(p, seed=seed, model=load_latent(p, path), limit=limit, progress=progress)
+        table[name] = {"steps": steps, "train_seconds": s["metrics"]["train_seconds"],
+                       "self_psnr_db": r["self"]["psnr_db"], "same_psnr_db": r["same"]["psnr_db"],
+                       "cross_psnr_db": r["cross"]["psnr_db"],
+                       "cross_identity_similarity": r["cross"].get("identity_similarity"),
+                       "pose_r2_from_z_dyn": r["probes"]["z_dyn"]["head_angles"],
+                       "pose_r2_from_z_pose": r["probes"]["z_pose"]["head_angles"],
+                       "jaw_r2_from_z_dyn": r["probes"]["z_dyn"]["jaw"],
+                       "identity_acc_from_motion": r["probes"]["identity_accuracy"]["from_motion_codes"],
+                       "identity_chance": r["probes"]["identity_accuracy"]["chance"],
+                       "pose_control_mae_deg": r["pose_control"]["mae_deg"]}
+        if out_json:
+            Path(out_json).parent.mkdir(parents=True, exist_ok=True)
+            Path(out_json).write_text(json.dumps({"preset": p.name, "steps": steps, "runs": table}, indent=2) + "\n")
+    return table

@@ -6,7 +6,8 @@
   of (app_i, pose_i, dyn_j) must agree. If z_dyn carried pose (or V_app carried expression), the two would differ;
 - cross-identity (VASA-1): person d's motion on person s must still look like s to an identity network
   (1 - cosine of the embeddings). Without it, z_dyn learns the driver's face shape and leaks it into the result;
-- weak pose supervision (optional): L1 between z_pose's angles and the world's yaw, pitch and roll.
+- weak pose supervision (optional): L1 between z_pose and the world's yaw, pitch, roll and the head's position
+  and size in the image.
 """
 from __future__ import annotations
 
@@ -53,9 +54,17 @@ def psnr(a: torch.Tensor, b: torch.Tensor, reduce: bool = True) -> torch.Tensor:
     return v.mean() if reduce else v
 
 
-def reconstruction(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float = 0.5) -> torch.Tensor:
-    """L1 + ssim_weight * (1 - SSIM)."""
-    return (pred - target).abs().mean() + ssim_weight * (1 - ssim(pred, target))
+def reconstruction(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float = 0.5, levels: int = 3) -> torch.Tensor:
+    """L1 over an image pyramid (full, 1/2, 1/4 size) + ssim_weight * (1 - SSIM).
+
+    A bilinear warp's gradient only sees a pixel or two; the coarse levels let a head that is 10 px off feel
+    which way to move."""
+    loss = (pred - target).abs().mean()
+    p, t = pred, target
+    for _ in range(levels - 1):
+        p, t = F.avg_pool2d(p, 2), F.avg_pool2d(t, 2)
+        loss = loss + (p - t).abs().mean()
+    return loss / levels + ssim_weight * (1 - ssim(pred, target))
 
 
 def transfer_consistency(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -70,9 +79,14 @@ def cross_identity(id_net, generated: torch.Tensor, source: torch.Tensor) -> tor
     return (1 - (id_net.embed(generated) * ref).sum(-1)).mean()
 
 
-def pose_supervision(z_pose: torch.Tensor, true_angles: torch.Tensor) -> torch.Tensor:
-    """L1 between z_pose's yaw, pitch, roll and the world's (degrees), in units of 30 degrees."""
-    return ((z_pose[:, :3] - true_angles) / 30.0).abs().mean()
+# Error units of z_pose's fields in the pose loss: 30 degrees, 5% of the frame, 10% of the head's size.
+POSE_LOSS_UNITS = (30.0, 30.0, 30.0, 0.05, 0.05, 0.1)
+
+
+def pose_supervision(z_pose: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between z_pose and the world's pose (see latent.train.pose_targets), each field in its error unit."""
+    units = torch.tensor(POSE_LOSS_UNITS, dtype=z_pose.dtype, device=z_pose.device)
+    return ((z_pose - target) / units).abs().mean()
 
 
 def psnr_from_mse(mse: float) -> float:

@@ -9,7 +9,8 @@ Each step, for B pairs (i, j) of one person and a driver k of another person:
 - reconstruction: decode(app_i, pose_j, dyn_j) against frame j (L1 + SSIM);
 - transfer consistency: decode(app_j, pose_i, dyn_j) against decode(app_i, pose_i, dyn_j);
 - cross-identity: decode(app_i, pose_k, dyn_k) should keep i's identity (the course's identity network);
-- weak pose supervision of z_pose's angles, when switched on and ground truth exists.
+- weak pose supervision of z_pose (angles, the head's image position and size), when switched on and ground
+  truth exists.
 """
 from __future__ import annotations
 
@@ -26,6 +27,20 @@ from vasa_lite.latent.model import FaceLatentModel, checkpoint_file
 from vasa_lite.world.params import FRAME_FACTOR_NAMES
 
 ANGLES = [FRAME_FACTOR_NAMES.index(n) for n in ("yaw", "pitch", "roll")]
+ANCHOR_UP = 1.0        # the head's anchor: this many head units above the mouth's rest point, between the eyes
+REF_SCALE = 0.24       # a head unit is about 0.24 frame widths at distance 1: log_scale 0 there
+
+
+def pose_targets(tracks: np.ndarray, face_track: np.ndarray, size: int) -> np.ndarray:
+    """The world's z_pose [N, 6]: true yaw, pitch, roll (degrees), and the head anchor's image position (tx, ty as
+    fractions of the frame from its centre) and size (log of the head unit against REF_SCALE), from the face
+    track (mouth-rest x, y px, px per head unit, eye-line angle). Anchoring the rigid transform on a point of the
+    head makes z_pose's translation the head's own, so canonical space has the head in the middle."""
+    x, y, scale, angle = (face_track[:, k].astype(np.float64) for k in range(4))
+    ax = x - ANCHOR_UP * scale * np.sin(angle)        # "up" in the head's frame, rotated with the eye line
+    ay = y - ANCHOR_UP * scale * np.cos(angle)
+    out = np.c_[tracks[:, ANGLES], ax / size - 0.5, ay / size - 0.5, np.log(scale / size / REF_SCALE)]
+    return out.astype(np.float32)
 
 
 def latent_bank(preset="cpu", split: str = "train", root=None, world_root=None, progress: bool = True) -> dict:
@@ -88,8 +103,8 @@ class PairSampler:
 
 
 def latent_step(model: FaceLatentModel, x_i, x_j, x_k=None, angles=None, id_net=None, cfg=None) -> dict:
-    """One training step's losses for frames i, j (one person), drivers k (others) and optional true angles
-    [2B, 3] of i then j. Returns the weighted total as "loss" plus each term."""
+    """One training step's losses for frames i, j (one person), drivers k (others) and optional true poses
+    [2B, 6] of i then j (pose_targets). Returns the weighted total as "loss" plus each term."""
     cfg = cfg or model.cfg
     b = x_i.shape[0]
     x = torch.cat([x_i, x_j])
@@ -160,7 +175,7 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
     else:
         bank = latent_bank(p, "train", root=root, world_root=world_root, progress=progress)
     frames = bank["frames"]
-    angles = (torch.from_numpy(np.asarray(bank["tracks"])[:, ANGLES]).float()
+    angles = (torch.from_numpy(pose_targets(np.asarray(bank["tracks"]), np.asarray(bank["track"]), p.world.size))
               if bank.get("tracks") is not None else None)
     sampler = PairSampler(bank["actor"])
     try:
