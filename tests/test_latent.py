@@ -217,3 +217,17 @@ def test_training_on_a_folder_of_real_videos_uses_no_ground_truth(tmp_path, one_
     model = load_latent("smoke", tmp_path / "real.pt")
     assert model.meta["extra"]["data"].endswith("videos") and model.meta["extra"]["people"] == 2
     assert model.controls is None
+
+
+def test_fine_tune_starts_from_a_checkpoint_and_records_it(tmp_path, one_thread):
+    from vasa_lite.latent.train import train_latent
+
+    start = load_latent("smoke")
+    s = train_latent("smoke", steps=3, out=tmp_path / "ft.pt", progress=False, preview_every=0,
+                     init=checkpoint_file("smoke"), overrides={"self_pairs": 0.5, "lr": 1e-5})
+    tuned = load_latent("smoke", s["checkpoint"])
+    rec = tuned.meta["extra"]["init"]
+    assert rec["file"] == "latent_smoke.pt" and rec["new_parts"] == [] and rec["steps"] == start.meta["steps"]
+    # a tiny learning rate for 3 steps: the weights moved, but stayed close to where they started
+    a, b = start.state_dict()["pose.net.head.3.weight"], tuned.state_dict()["pose.net.head.3.weight"]
+    assert not torch.equal(a, b) and float((a - b).abs().max()) < 1e-3

@@ -31,7 +31,8 @@ COMPONENTS = {
     "instruments": ("vasa_lite.metrics:train_instruments", "vasa_lite.metrics:eval_instruments"),
     "latent": ("vasa_lite.latent.train:train_latent", "vasa_lite.latent.evaluate:eval_latent"),
 }
-# Components that can also learn from a folder of real talking videos (--data DIR).
+# Components that can also learn from a folder of real talking videos (--data DIR), start from a checkpoint
+# (--init) and take config changes (--set KEY=VALUE).
 TAKES_DATA = {"latent"}
 
 
@@ -81,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--data", default=None,
                    help="a folder of real talking videos to learn from instead of the world (latent only)")
+    p.add_argument("--init", default=None, help="start from this checkpoint of the same preset (latent only)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one setting of the component's config for this run, e.g. --set self_pairs=0.25 "
+                        "(latent only; repeatable)")
 
     p = _threads(_common(sub.add_parser("eval", help="evaluate a trained component; prints JSON")))
     p.add_argument("component", choices=sorted(COMPONENTS), help="what to evaluate")
@@ -144,15 +149,35 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _parse_overrides(component: str, items: list) -> dict:
+    """--set KEY=VALUE pairs -> typed overrides of the component's config fields (an InputError names the keys)."""
+    import dataclasses
+
+    from vasa_lite.config import PRESETS
+
+    fields = {f.name: f for f in dataclasses.fields(getattr(PRESETS["cpu"], component))}
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise InputError(f"--set wants KEY=VALUE with KEY one of: {', '.join(fields)}; got '{item}'")
+        kind = type(getattr(getattr(PRESETS["cpu"], component), key))
+        try:
+            out[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+        except ValueError:
+            raise InputError(f"--set {key}: '{value}' is not a {kind.__name__}") from None
+    return out
+
+
 def _cmd_train(args) -> int:
     _set_threads(args)
     train = _resolve(COMPONENTS[args.component][0])
     kwargs = {}
-    if args.data is not None:
-        if args.component not in TAKES_DATA:
-            raise InputError(f"--data works with: {', '.join(sorted(TAKES_DATA))}; "
-                             f"'{args.component}' learns from the world only")
-        kwargs["data"] = args.data
+    for opt in ("data", "init", "overrides"):
+        if getattr(args, opt):
+            if args.component not in TAKES_DATA:
+                raise InputError(f"--{'set' if opt == 'overrides' else opt} works with: {', '.join(sorted(TAKES_DATA))}")
+            kwargs[opt] = _parse_overrides(args.component, args.overrides) if opt == "overrides" else getattr(args, opt)
     summary = train(preset=args.preset, seed=args.seed, device=args.device, steps=args.steps, resume=args.resume,
                     out=args.out, progress=not args.quiet, **kwargs)
     print(json.dumps(summary, indent=2))

@@ -130,7 +130,7 @@ class LatentConfig:
     vol_depth: int = 8             # D of V_app
     id_dim: int = 64               # z_id
     dyn_dim: int = 32              # z_dyn: "a few dozen numbers"
-    flow_res: int = 8              # the non-rigid flow is predicted on a flow_res^3 grid, then upsampled
+    flow_depth: int = 4            # the non-rigid flow field: flow_depth slices at the volume's full S/4 x S/4 grid
     render_width: int = 48         # channels of the 2D renderer at the volume's resolution (half that at S/2)
     pixel_path: bool = True        # the occlusion-aware warp of source pixels (fine detail)
     pose_supervision: bool = True  # weak supervision of yaw/pitch/roll from the world's ground truth
@@ -140,6 +140,7 @@ class LatentConfig:
     ssim_weight: float = 0.5       # structural term beside L1
     per_actor: int = 32            # frames rendered per train actor for the latent bank
     pose_range: float = 0.6        # the bank's head pose is uniform over this fraction of each factor's range
+    self_pairs: float = 0.0        # fraction of pairs with j = i (self reconstruction), used when fine-tuning
     steps: int = 2200
     batch_size: int = 8
     lr: float = 1e-3
@@ -182,7 +183,7 @@ PRESETS: dict[str, Preset] = {
             fvd=FVDConfig(size=32, frames=16, width=8, features=32, steps=20, batch_size=4),
             identity=IdentityConfig(size=32, width=8, embed=32, steps=30, batch_size=16),
             train_per_actor=4, test_per_actor=4),
-        latent=LatentConfig(width=8, vol_channels=4, vol_depth=4, id_dim=16, dyn_dim=16, flow_res=4,
+        latent=LatentConfig(width=8, vol_channels=4, vol_depth=4, id_dim=16, dyn_dim=16, flow_depth=2,
                             render_width=16, per_actor=8, steps=40, batch_size=4, lr=2e-3),
     ),
     "cpu": Preset(

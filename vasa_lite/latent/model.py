@@ -39,11 +39,10 @@ class FaceLatentModel(nn.Module):
         self.identity = VectorEncoder(cfg, size, cfg.id_dim)
         self.pose = PoseEncoder(cfg, size)
         self.dynamics = VectorEncoder(cfg, size, cfg.dyn_dim)
-        self.flow = FlowGenerator(cfg)
+        self.flow = FlowGenerator(cfg, self.res)
         self.occupancy = nn.Conv3d(cfg.vol_channels, 1, 1)
         self.renderer = Renderer2D(cfg)
         self.register_buffer("grid", geo.base_grid(cfg.vol_depth, self.res, self.res), persistent=False)
-        self.register_buffer("half_grid", geo.base_grid(cfg.vol_depth, self.res // 2, self.res // 2), persistent=False)
 
     # ------------------------------------------------------------------------------------------------ inputs
     def check_frames(self, frames, what: str = "frames") -> torch.Tensor:
@@ -119,12 +118,8 @@ class FaceLatentModel(nn.Module):
         n = z_pose.shape[0]
         src = self._expand(source, n)
         _, h = self.flow(z_dyn, src["z_id"])                   # expressed -> canonical offsets H_d
-        # H is smooth (a flow_res^3 field), so it is read on every other voxel across and upsampled
-        c_half = geo.to_head(self.half_grid.expand(n, *self.half_grid.shape), z_pose)
-        off = F.interpolate(geo.sample(h, c_half, padding="border"), size=self.grid.shape[:3], mode="trilinear",
-                            align_corners=False)
         c_expr = geo.to_head(self.grid.expand(n, *self.grid.shape), z_pose)
-        c = c_expr + off.permute(0, 2, 3, 4, 1)
+        c = c_expr + geo.field_at(h, c_expr)
         looked = geo.sample(src["packed"], c)                  # [N, C + 3, D, r, r] in the driving camera
         nc = self.cfg.vol_channels
         vol = looked[:, :nc]
@@ -207,4 +202,4 @@ def load_latent(preset="cpu", path=None, device=None) -> FaceLatentModel:
 
 # Settings that change training, not the weights' shapes: a checkpoint stays loadable when they change.
 TRAINING_ONLY = ("pose_supervision", "transfer_weight", "cross_id_weight", "pose_weight", "ssim_weight",
-                 "per_actor", "pose_range")
+                 "per_actor", "pose_range", "self_pairs")

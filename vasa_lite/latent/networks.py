@@ -79,24 +79,34 @@ class PoseEncoder(nn.Module):
 
 
 class FlowGenerator(nn.Module):
-    """(z_dyn, z_id) -> two non-rigid offset fields on a flow_res^3 grid, in head (canonical) coordinates:
-    G (canonical -> expressed; canonicalises a source) and H (expressed -> canonical; animates to a driver).
+    """(z_dyn, z_id) -> two non-rigid offset fields in head (canonical) coordinates, each [N, 3, flow_depth, S/4,
+    S/4]: G (canonical -> expressed; canonicalises a source) and H (expressed -> canonical; animates a driver).
+
+    The fields have the volume's full resolution across the image: a mouth is only a few voxels wide, and a
+    coarser field cannot open a jaw or close an eyelid, so z_dyn would carry nothing. Depth needs few slices. The
+    field grows from 4 x 4 by 2D upsampling convolutions, with depth slices as channels (cheap on a CPU).
     z_id enters because the same expression moves different faces differently."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, res: int):
         super().__init__()
-        f = cfg.flow_res
-        self.h = max(2, f // 2)
-        self.seed = nn.Linear(cfg.dyn_dim + cfg.id_dim, 32 * self.h ** 3)
-        self.up = nn.Sequential(nn.SiLU(), nn.Upsample(size=(f, f, f), mode="trilinear", align_corners=False),
-                                nn.Conv3d(32, 16, 3, padding=1), nn.SiLU(), nn.Conv3d(16, 6, 3, padding=1))
-        nn.init.zeros_(self.up[-1].weight)                  # start as the identity warp
-        nn.init.zeros_(self.up[-1].bias)
+        self.dg = cfg.flow_depth
+        n_up = max(1, int(math.log2(res // 4)))
+        chans = [64] + [max(16, 64 >> (k + 1)) for k in range(n_up)]
+        self.seed = nn.Linear(cfg.dyn_dim + cfg.id_dim, chans[0] * 16)
+        layers = []
+        for k in range(n_up):
+            layers += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                       _conv(chans[k], chans[k + 1]), nn.ReLU()]
+        self.up = nn.Sequential(*layers)
+        self.out = _conv(chans[-1], 6 * self.dg)
+        nn.init.zeros_(self.out.weight)                  # start as the identity warp
+        nn.init.zeros_(self.out.bias)
 
     def forward(self, z_dyn, z_id):
-        x = self.seed(torch.cat([z_dyn, z_id], -1)).view(-1, 32, self.h, self.h, self.h)
-        g = self.up(x) * 0.2
-        return g[:, :3], g[:, 3:]
+        n = z_dyn.shape[0]
+        x = self.up(F.relu(self.seed(torch.cat([z_dyn, z_id], -1))).view(n, -1, 4, 4))
+        g = (self.out(x) * 0.1).view(n, 2, 3, self.dg, x.shape[-2], x.shape[-1])
+        return g[:, 0], g[:, 1]
 
 
 class Renderer2D(nn.Module):

@@ -87,14 +87,15 @@ class PairSampler:
         if len(self.people) < 1:
             raise InputError("the training frames need at least one person with two frames or more")
 
-    def sample(self, batch: int, gen: torch.Generator) -> tuple:
+    def sample(self, batch: int, gen: torch.Generator, self_pairs: float = 0.0) -> tuple:
         pick = self.people[torch.randint(len(self.people), (batch,), generator=gen).numpy()]
+        same = (torch.rand(batch, generator=gen) < self_pairs).numpy()
         i, j, k = [], [], []
-        for a in pick:
+        for n, a in enumerate(pick):
             r = self.rows[a]
             u = torch.randperm(len(r), generator=gen)[:2].numpy()
             i.append(r[u[0]])
-            j.append(r[u[1]])
+            j.append(r[u[0]] if same[n] else r[u[1]])
             if len(self.people) > 1:                       # a driver from someone else
                 others = self.people[self.people != a]
                 b = others[int(torch.randint(len(others), (1,), generator=gen))]
@@ -133,6 +134,17 @@ def latent_step(model: FaceLatentModel, x_i, x_j, x_k=None, angles=None, id_net=
     return out
 
 
+def _init_record(init, new_parts=()) -> "dict | None":
+    """What a fine-tune started from: the file name, its steps and training time (for the metadata)."""
+    if init is None:
+        return None
+    from vasa_lite.checkpoints import load_checkpoint
+
+    _, meta = load_checkpoint(init, component="latent")
+    return {"file": Path(init).name, "steps": meta["steps"], "new_parts": list(new_parts),
+            "train_seconds": (meta.get("metrics") or {}).get("train_seconds")}
+
+
 def save_preview(model: FaceLatentModel, x_src, x_drv, path) -> Path:
     """A PNG of sources, drivers and reenactments (rows), the training preview."""
     from PIL import Image
@@ -154,11 +166,12 @@ def save_preview(model: FaceLatentModel, x_src, x_drv, path) -> Path:
 
 def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" = None, resume: bool = True,
                  out=None, progress: bool = True, root=None, world_root=None, data=None, overrides=None,
-                 preview_every: int = 250) -> dict:
+                 preview_every: int = 250, init=None) -> dict:
     """Train the latent space; returns a summary (checkpoint, log, steps, metrics, training time).
 
     overrides: LatentConfig fields to change (the ablations: {"transfer_weight": 0}, {"cross_id_weight": 0},
-    {"pose_supervision": False}); data: a folder of real videos instead of the world."""
+    {"pose_supervision": False}); data: a folder of real videos instead of the world; init: a latent checkpoint
+    of the same preset to start from (fine-tuning), recorded in the metadata."""
     from vasa_lite.config import get_preset
     from vasa_lite.device import pick_device, seed_everything
     from vasa_lite.instruments.banks import bank_batch
@@ -190,6 +203,15 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
         print(f"note: no identity network for preset '{p.name}' ({err}); training without the cross-identity loss")
         id_net = None
     model = FaceLatentModel(cfg, p.world.size).to(dev)
+    new_parts = []
+    if init is not None:                            # fine-tune: take every weight whose shape still fits
+        from vasa_lite.checkpoints import load_checkpoint
+
+        state, _ = load_checkpoint(init, component="latent", preset=p)
+        own = model.state_dict()
+        fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        new_parts = sorted({k.split(".")[0] for k in own if k not in fits})
+        model.load_state_dict(fits, strict=False)
     steps = int(steps or cfg.steps)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4, betas=(0.9, 0.99))
     warm = max(1, min(200, steps // 10))
@@ -202,7 +224,7 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
     fixed = (bank_batch(frames, pi).to(dev), bank_batch(frames, pj).to(dev))
 
     def step_fn(step, gen):
-        i, j, k = sampler.sample(cfg.batch_size, gen)
+        i, j, k = sampler.sample(cfg.batch_size, gen, cfg.self_pairs)
         x_i, x_j = bank_batch(frames, i).to(dev), bank_batch(frames, j).to(dev)
         x_k = bank_batch(frames, k).to(dev) if k is not None else None
         ang = torch.cat([angles[i], angles[j]]).to(dev) if angles is not None else None
@@ -212,7 +234,8 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
         return res
 
     extra = {"config": dataclasses.asdict(cfg), "size": p.world.size, "train_frames": int(len(frames)),
-             "people": int(len(sampler.people)), "data": str(data) if data is not None else "world"}
+             "people": int(len(sampler.people)), "data": str(data) if data is not None else "world",
+             "init": _init_record(init, new_parts)}
     trainer = Trainer(model, opt, component="latent", preset=p, path=path, scheduler=sched, seed=seed,
                       progress=progress, ckpt_every=max(20, min(500, steps // 10)), log_every=10, extra=extra)
     summary = trainer.fit(step_fn, steps, resume=resume)
