@@ -231,3 +231,16 @@ def test_fine_tune_starts_from_a_checkpoint_and_records_it(tmp_path, one_thread)
     # a tiny learning rate for 3 steps: the weights moved, but stayed close to where they started
     a, b = start.state_dict()["pose.net.head.3.weight"], tuned.state_dict()["pose.net.head.3.weight"]
     assert not torch.equal(a, b) and float((a - b).abs().max()) < 1e-3
+
+
+def test_fine_tune_across_an_architecture_change_keeps_what_fits(tmp_path, one_thread):
+    from vasa_lite.latent.train import train_latent
+
+    s = train_latent("smoke", steps=2, out=tmp_path / "ft3.pt", progress=False, preview_every=0,
+                     init=checkpoint_file("smoke"), overrides={"flow_depth": 3})
+    from vasa_lite.checkpoints import load_checkpoint
+
+    _, meta = load_checkpoint(s["checkpoint"], component="latent")
+    assert meta["extra"]["init"]["new_parts"] == ["flow"]            # only the flow generator changed shape
+    with pytest.raises(InputError, match="preset"):
+        train_latent("cpu", steps=1, out=tmp_path / "x.pt", progress=False, init=checkpoint_file("smoke"))

@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None,
                    help="a folder of real talking videos to learn from instead of the world (latent only)")
     p.add_argument("--init", default=None, help="start from this checkpoint of the same preset (latent only)")
+    p.add_argument("--fresh", action="append", default=[], metavar="PART",
+                   help="with --init: a part that starts anew, e.g. dynamics (latent only; repeatable)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change one setting of the component's config for this run, e.g. --set self_pairs=0.25 "
                         "(latent only; repeatable)")
@@ -173,7 +175,7 @@ def _cmd_train(args) -> int:
     _set_threads(args)
     train = _resolve(COMPONENTS[args.component][0])
     kwargs = {}
-    for opt in ("data", "init", "overrides"):
+    for opt in ("data", "init", "overrides", "fresh"):
         if getattr(args, opt):
             if args.component not in TAKES_DATA:
                 raise InputError(f"--{'set' if opt == 'overrides' else opt} works with: {', '.join(sorted(TAKES_DATA))}")

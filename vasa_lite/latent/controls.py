@@ -151,8 +151,9 @@ class PortraitEditor:
         return box
 
 
-def attach_controls(preset="cpu", path=None, bank: "dict | None" = None) -> dict:
-    """Fit the control directions of a trained checkpoint on the train bank and store them in its metadata."""
+def attach_controls(preset="cpu", path=None, bank: "dict | None" = None, model=None) -> dict:
+    """Fit the control directions of a trained checkpoint on the train bank and store them in its metadata
+    (`model`: the checkpoint's model already in memory, e.g. right after training)."""
     from vasa_lite.checkpoints import load_checkpoint, save_checkpoint
     from vasa_lite.config import get_preset
     from vasa_lite.latent.model import checkpoint_file, load_latent
@@ -160,7 +161,8 @@ def attach_controls(preset="cpu", path=None, bank: "dict | None" = None) -> dict
 
     p = get_preset(preset)
     path = path or checkpoint_file(p)
-    model = load_latent(p, path, "cpu")
+    model = model if model is not None else load_latent(p, path, "cpu")
+    model.eval()
     controls = fit_controls(model, bank if bank is not None else latent_bank(p, "train", progress=False))
     state, meta = load_checkpoint(path, component="latent")
     save_checkpoint(path, state, component="latent", preset=p, steps=meta["steps"], metrics=meta["metrics"],

@@ -99,7 +99,9 @@ class FlowGenerator(nn.Module):
                        _conv(chans[k], chans[k + 1]), nn.ReLU()]
         self.up = nn.Sequential(*layers)
         self.out = _conv(chans[-1], 6 * self.dg)
-        nn.init.zeros_(self.out.weight)                  # start as the identity warp
+        # start near the identity warp, but not at it: a zero layer passes no gradient back to z_dyn and z_id,
+        # and Adam then turns their noise-sized updates into full steps that can leave their ReLUs dead
+        nn.init.normal_(self.out.weight, std=1e-3)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, z_dyn, z_id):

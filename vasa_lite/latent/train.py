@@ -166,12 +166,13 @@ def save_preview(model: FaceLatentModel, x_src, x_drv, path) -> Path:
 
 def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" = None, resume: bool = True,
                  out=None, progress: bool = True, root=None, world_root=None, data=None, overrides=None,
-                 preview_every: int = 250, init=None) -> dict:
+                 preview_every: int = 250, init=None, fresh=()) -> dict:
     """Train the latent space; returns a summary (checkpoint, log, steps, metrics, training time).
 
     overrides: LatentConfig fields to change (the ablations: {"transfer_weight": 0}, {"cross_id_weight": 0},
     {"pose_supervision": False}); data: a folder of real videos instead of the world; init: a latent checkpoint
-    of the same preset to start from (fine-tuning), recorded in the metadata."""
+    of the same preset to start from (fine-tuning), recorded in the metadata; fresh: parts of the model
+    (e.g. "dynamics") that start anew instead of taking init's weights."""
     from vasa_lite.config import get_preset
     from vasa_lite.device import pick_device, seed_everything
     from vasa_lite.instruments.banks import bank_batch
@@ -207,9 +208,13 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
     if init is not None:                            # fine-tune: take every weight whose shape still fits
         from vasa_lite.checkpoints import load_checkpoint
 
-        state, _ = load_checkpoint(init, component="latent", preset=p)
+        # no config-hash check: a fine-tune may change the architecture; shapes decide what carries over
+        state, meta = load_checkpoint(init, component="latent")
+        if meta.get("preset") != p.name:
+            raise InputError(f"--init {init} was trained for preset '{meta.get('preset')}', not '{p.name}'")
         own = model.state_dict()
-        fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape
+                and k.split(".")[0] not in set(fresh)}
         new_parts = sorted({k.split(".")[0] for k in own if k not in fits})
         model.load_state_dict(fits, strict=False)
     steps = int(steps or cfg.steps)
@@ -243,7 +248,7 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
     if bank.get("tracks") is not None:              # slider directions need ground truth (world data only)
         from vasa_lite.latent.controls import attach_controls
 
-        attach_controls(p, path, bank)
+        attach_controls(p, path, bank, model=model)
     summary["preview"] = str(preview)
     summary["parameters"] = sum(q.numel() for q in model.parameters())
     summary["size_mb"] = round(path.stat().st_size / 2**20, 2)
