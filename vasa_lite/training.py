@@ -228,6 +228,37 @@ def check_component_checkpoint(meta: dict, preset, config: dict, path, training_
                               f"with `vasa-lite train {meta.get('component')} --preset {name}`")
 
 
+_LOADED: dict = {}
+
+
+def load_trained(component: str, preset, path, device, section: Callable, build: Callable, *, frozen: bool = True,
+                 training_only=()) -> torch.nn.Module:
+    """A trained component of a preset in eval mode, cached per (file, its mtime, preset, device).
+
+    section(preset) -> the component's config dataclass (checked against the checkpoint's); build(preset) -> an
+    untrained model of that shape. frozen: no gradients (instruments). The checkpoint's metadata is kept as
+    `model.meta`. A file of another preset, component or architecture is refused with a CheckpointError."""
+    import dataclasses
+
+    from vasa_lite.checkpoints import checkpoint_path
+    from vasa_lite.config import get_preset
+    from vasa_lite.device import pick_device
+
+    p = get_preset(preset)
+    path = Path(path) if path else checkpoint_path(component, p.name)
+    dev = pick_device(device)
+    key = (component, str(path.resolve()), path.stat().st_mtime if path.exists() else None, p.name, str(dev))
+    if key not in _LOADED:
+        state, meta = load_checkpoint(path, component=component)
+        check_component_checkpoint(meta, p, dataclasses.asdict(section(p)), path, training_only)
+        model = build(p)
+        model.load_state_dict(state)
+        model.meta = meta
+        model = model.to(dev).eval()
+        _LOADED[key] = model.requires_grad_(False) if frozen else model
+    return _LOADED[key]
+
+
 # Settings that change how a model is trained or run, not the shape of its weights.
 _TRAINING_ONLY = {"steps", "batch_size", "lr", "dropout", "chunk_frames"}
 

@@ -286,9 +286,6 @@ def loss_fn(model: AttributeNet, x: torch.Tensor, factors: torch.Tensor, emotion
 
 # ------------------------------------------------------------------------------------------- checkpoints
 
-_CACHE: dict = {}
-
-
 def checkpoint_file(preset="cpu") -> Path:
     from vasa_lite.checkpoints import checkpoint_path
     from vasa_lite.config import get_preset
@@ -298,23 +295,9 @@ def checkpoint_file(preset="cpu") -> Path:
 
 def load_attributes(preset="cpu", path=None, device=None) -> AttributeNet:
     """The trained estimator of a preset (data/checkpoints/attributes_<preset>.pt by default), eval mode, cached."""
-    from vasa_lite.checkpoints import load_checkpoint
-    from vasa_lite.config import get_preset
-    from vasa_lite.device import pick_device
-    from vasa_lite.training import check_component_checkpoint
+    from vasa_lite.training import load_trained
 
-    p = get_preset(preset)
-    path = Path(path) if path else checkpoint_file(p)
-    dev = pick_device(device)
-    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else None, p.name, str(dev))
-    if key not in _CACHE:
-        state, meta = load_checkpoint(path, component="attributes")
-        cfg = p.instruments.attributes
-        check_component_checkpoint(meta, p, dataclasses.asdict(cfg), path)
-        model = AttributeNet(cfg)
-        model.load_state_dict(state)
-        _CACHE[key] = model.to(dev).eval()
-    return _CACHE[key]
+    return load_trained("attributes", preset, path, device, lambda p: p.instruments.attributes, lambda p: AttributeNet(p.instruments.attributes), frozen=False)
 
 
 # ------------------------------------------------------------------------------------------- public API

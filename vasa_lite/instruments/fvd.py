@@ -101,9 +101,6 @@ def corrupt(clips: torch.Tensor, kind: str, gen: "torch.Generator | None" = None
 
 # ------------------------------------------------------------------------------------------- checkpoints
 
-_CACHE: dict = {}
-
-
 def checkpoint_file(preset="cpu") -> Path:
     from vasa_lite.checkpoints import checkpoint_path
     from vasa_lite.config import get_preset
@@ -113,23 +110,9 @@ def checkpoint_file(preset="cpu") -> Path:
 
 def load_fvd(preset="cpu", path=None, device=None) -> FVDNet:
     """The trained FVD-lite feature network of a preset, in eval mode with frozen weights, cached."""
-    from vasa_lite.checkpoints import load_checkpoint
-    from vasa_lite.config import get_preset
-    from vasa_lite.device import pick_device
-    from vasa_lite.training import check_component_checkpoint
+    from vasa_lite.training import load_trained
 
-    p = get_preset(preset)
-    path = Path(path) if path else checkpoint_file(p)
-    dev = pick_device(device)
-    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else None, p.name, str(dev))
-    if key not in _CACHE:
-        state, meta = load_checkpoint(path, component="fvd")
-        cfg = p.instruments.fvd
-        check_component_checkpoint(meta, p, dataclasses.asdict(cfg), path)
-        model = FVDNet(cfg)
-        model.load_state_dict(state)
-        _CACHE[key] = model.to(dev).eval().requires_grad_(False)
-    return _CACHE[key]
+    return load_trained("fvd", preset, path, device, lambda p: p.instruments.fvd, lambda p: FVDNet(p.instruments.fvd))
 
 
 # ------------------------------------------------------------------------------------------- the metric

@@ -88,9 +88,6 @@ class ArcFace(nn.Module):
 
 # ------------------------------------------------------------------------------------------- checkpoints
 
-_CACHE: dict = {}
-
-
 def checkpoint_file(preset="cpu") -> Path:
     from vasa_lite.checkpoints import checkpoint_path
     from vasa_lite.config import get_preset
@@ -100,23 +97,9 @@ def checkpoint_file(preset="cpu") -> Path:
 
 def load_identity(preset="cpu", path=None, device=None) -> IdentityNet:
     """The trained identity network of a preset, in eval mode with frozen weights (an instrument), cached."""
-    from vasa_lite.checkpoints import load_checkpoint
-    from vasa_lite.config import get_preset
-    from vasa_lite.device import pick_device
-    from vasa_lite.training import check_component_checkpoint
+    from vasa_lite.training import load_trained
 
-    p = get_preset(preset)
-    path = Path(path) if path else checkpoint_file(p)
-    dev = pick_device(device)
-    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else None, p.name, str(dev))
-    if key not in _CACHE:
-        state, meta = load_checkpoint(path, component="identity")
-        cfg = p.instruments.identity
-        check_component_checkpoint(meta, p, dataclasses.asdict(cfg), path)
-        model = IdentityNet(cfg)
-        model.load_state_dict(state)
-        _CACHE[key] = model.to(dev).eval().requires_grad_(False)
-    return _CACHE[key]
+    return load_trained("identity", preset, path, device, lambda p: p.instruments.identity, lambda p: IdentityNet(p.instruments.identity))
 
 
 @torch.no_grad()

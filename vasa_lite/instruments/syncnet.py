@@ -114,9 +114,6 @@ def pair_loss(model: SyncNet, crops: torch.Tensor, mels: torch.Tensor, shifts: t
 
 # ------------------------------------------------------------------------------------------- checkpoints
 
-_CACHE: dict = {}
-
-
 def checkpoint_file(preset="cpu") -> Path:
     from vasa_lite.checkpoints import checkpoint_path
     from vasa_lite.config import get_preset
@@ -126,23 +123,10 @@ def checkpoint_file(preset="cpu") -> Path:
 
 def load_syncnet(preset="cpu", path=None, device=None) -> SyncNet:
     """The trained SyncNet-lite of a preset, in eval mode with frozen weights, cached."""
-    from vasa_lite.checkpoints import load_checkpoint
-    from vasa_lite.config import get_preset
-    from vasa_lite.device import pick_device
-    from vasa_lite.training import check_component_checkpoint
+    from vasa_lite.training import load_trained
 
-    p = get_preset(preset)
-    path = Path(path) if path else checkpoint_file(p)
-    dev = pick_device(device)
-    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else None, p.name, str(dev))
-    if key not in _CACHE:
-        state, meta = load_checkpoint(path, component="syncnet")
-        cfg = p.instruments.sync
-        check_component_checkpoint(meta, p, dataclasses.asdict(cfg), path)
-        model = SyncNet(cfg)
-        model.load_state_dict(state)
-        _CACHE[key] = model.to(dev).eval().requires_grad_(False)
-    return _CACHE[key]
+    return load_trained("syncnet", preset, path, device, lambda p: p.instruments.sync,
+                        lambda p: SyncNet(p.instruments.sync))
 
 
 # ------------------------------------------------------------------------------------------------ scoring

@@ -118,35 +118,45 @@ def reenactment_scores(model: FaceLatentModel, bank: dict, n_pairs: int = 320, s
     n = len(actor)
     people = np.unique(actor)
     renderer = Renderer(model.size)
+    dev = model.grid.device
+    src_rows = rng.choice(n, min(n_pairs, n), replace=False)
+
+    def batches():
+        for s in range(0, len(src_rows), batch):
+            i = src_rows[s:s + batch]
+            # same identity: another frame of the same actor; cross: a frame of another actor
+            j = np.asarray([rng.choice(np.flatnonzero((actor == actor[a]) & (np.arange(n) != a))) for a in i])
+            k = np.asarray([rng.choice(np.flatnonzero(actor != actor[a])) for a in i]) if len(people) > 1 else j
+            # the truth for cross: actor A (of frame i) rendered with B's (frame k's) pose and dynamics
+            truth = renderer.render([sample_actor(int(a)) for a in actor[i]],
+                                    {name: tracks[k, c] for c, name in enumerate(FRAME_FACTOR_NAMES)})
+            yield tuple(bank_batch(frames, r).to(dev) for r in (i, j, k)) + (truth.to(dev),)
+
+    return _score_batches(model, batches(), id_net)
+
+
+def _score_batches(model: FaceLatentModel, batches, id_net=None) -> dict:
+    """PSNR and SSIM of self reconstruction, same- and cross-identity reenactment over batches of (source, same-
+    identity driver, other-identity driver, the world's render of the source with that driver's motion), and the
+    identity network's similarity of each reenactment to its source."""
     res = {k: ([], []) for k in ("self", "same", "cross")}
     sim = {"same": [], "cross": []}
-    src_rows = rng.choice(n, min(n_pairs, n), replace=False)
-    for s in range(0, len(src_rows), batch):
-        i = src_rows[s:s + batch]
-        # same identity: another frame of the same actor; cross: a frame of another actor
-        j = np.asarray([rng.choice(np.flatnonzero((actor == actor[a]) & (np.arange(n) != a))) for a in i])
-        k = np.asarray([rng.choice(np.flatnonzero(actor != actor[a])) for a in i]) if len(people) > 1 else j
-        x_i, x_j, x_k = (bank_batch(frames, r).to(model.grid.device) for r in (i, j, k))
-        src = model.encode_source(x_i)
-        out_self = model.decode(src, src["z_pose"], src["z_dyn"]).clamp(0, 1)
-        pj, dj = model.encode_motion(x_j)
-        out_same = model.decode(src, pj, dj).clamp(0, 1)
-        pk, dk = model.encode_motion(x_k)
-        out_cross = model.decode(src, pk, dk).clamp(0, 1)
-        # the truth for cross: actor A (of frame i) rendered with B's (frame k's) pose and dynamics
-        truth = renderer.render([sample_actor(int(a)) for a in actor[i]],
-                                {name: tracks[k, c] for c, name in enumerate(FRAME_FACTOR_NAMES)}).to(model.grid.device)
-        for key, (pred, tgt) in {"self": (out_self, x_i), "same": (out_same, x_j), "cross": (out_cross, truth)}.items():
+    for x_src, x_same, x_other, truth in batches:
+        src = model.encode_source(x_src)
+        outs = {"self": (model.decode(src, src["z_pose"], src["z_dyn"]).clamp(0, 1), x_src),
+                "same": (model.decode(src, *model.encode_motion(x_same)).clamp(0, 1), x_same),
+                "cross": (model.decode(src, *model.encode_motion(x_other)).clamp(0, 1), truth)}
+        for key, (pred, tgt) in outs.items():
             p, q = _scores(pred, tgt)
             res[key][0].append(p)
             res[key][1].append(q)
         if id_net is not None:
-            ref = id_net.embed(x_i)
-            sim["same"].append((id_net.embed(out_same) * ref).sum(-1).cpu().numpy())
-            sim["cross"].append((id_net.embed(out_cross) * ref).sum(-1).cpu().numpy())
+            ref = id_net.embed(x_src)
+            for key in sim:
+                sim[key].append((id_net.embed(outs[key][0]) * ref).sum(-1).cpu().numpy())
     out = {key: _summary(np.concatenate(v[0]), np.concatenate(v[1])) for key, v in res.items()}
     if id_net is not None:
-        for key in ("same", "cross"):
+        for key in sim:
             out[key]["identity_similarity"] = round(float(np.mean(np.concatenate(sim[key]))), 4)
     return out
 
@@ -165,8 +175,6 @@ def clip_scores(model: FaceLatentModel, clips: list, n_pairs: int = 320, seed: i
     renderer = Renderer(model.size)
     owner = np.asarray([c["meta"]["actor_seed"] for c in clips])
     dev = model.grid.device
-    res = {k: ([], []) for k in ("self", "same", "cross")}
-    sim = {"same": [], "cross": []}
 
     def frame_of(ci):
         return clips[ci]["tracks"][int(rng.integers(len(clips[ci]["tracks"])))]
@@ -175,32 +183,17 @@ def clip_scores(model: FaceLatentModel, clips: list, n_pairs: int = 320, seed: i
         return renderer.render([sample_actor(int(a)) for a in seeds],
                                {name: np.asarray(rows)[:, c] for c, name in enumerate(FRAME_FACTOR_NAMES)}).to(dev)
 
-    for s in range(0, n_pairs, batch):
-        m = min(batch, n_pairs - s)
-        ca = rng.integers(len(clips), size=m)
-        a = owner[ca]
-        ca2 = np.asarray([rng.choice(np.flatnonzero(owner == x)) for x in a])
-        cb = np.asarray([rng.choice(np.flatnonzero(owner != x)) for x in a]) if len(set(owner)) > 1 else ca2
-        t_src, t_same, t_b = ([frame_of(c) for c in cc] for cc in (ca, ca2, cb))
-        x_src, x_same, x_b, truth = render(a, t_src), render(a, t_same), render(owner[cb], t_b), render(a, t_b)
-        src = model.encode_source(x_src)
-        out_self = model.decode(src, src["z_pose"], src["z_dyn"]).clamp(0, 1)
-        out_same = model.decode(src, *model.encode_motion(x_same)).clamp(0, 1)
-        out_cross = model.decode(src, *model.encode_motion(x_b)).clamp(0, 1)
-        for key, (pred, tgt) in {"self": (out_self, x_src), "same": (out_same, x_same),
-                                 "cross": (out_cross, truth)}.items():
-            p, q = _scores(pred, tgt)
-            res[key][0].append(p)
-            res[key][1].append(q)
-        if id_net is not None:
-            ref = id_net.embed(x_src)
-            sim["same"].append((id_net.embed(out_same) * ref).sum(-1).cpu().numpy())
-            sim["cross"].append((id_net.embed(out_cross) * ref).sum(-1).cpu().numpy())
-    out = {key: _summary(np.concatenate(v[0]), np.concatenate(v[1])) for key, v in res.items()}
-    if id_net is not None:
-        for key in ("same", "cross"):
-            out[key]["identity_similarity"] = round(float(np.mean(np.concatenate(sim[key]))), 4)
-    return out
+    def batches():
+        for s in range(0, n_pairs, batch):
+            m = min(batch, n_pairs - s)
+            ca = rng.integers(len(clips), size=m)
+            a = owner[ca]
+            ca2 = np.asarray([rng.choice(np.flatnonzero(owner == x)) for x in a])
+            cb = np.asarray([rng.choice(np.flatnonzero(owner != x)) for x in a]) if len(set(owner)) > 1 else ca2
+            t_src, t_same, t_b = ([frame_of(c) for c in cc] for cc in (ca, ca2, cb))
+            yield render(a, t_src), render(a, t_same), render(owner[cb], t_b), render(a, t_b)
+
+    return _score_batches(model, batches(), id_net)
 
 
 @torch.no_grad()

@@ -13,7 +13,6 @@ Decoding a driving motion (z_pose, z_dyn) for a source:
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -168,36 +167,21 @@ def parameter_count(model: nn.Module) -> dict:
 
 
 def checkpoint_file(preset="cpu") -> Path:
+    from vasa_lite.checkpoints import checkpoint_path
     from vasa_lite.config import get_preset
-    from vasa_lite.paths import CHECKPOINT_DIR
 
-    return CHECKPOINT_DIR / f"latent_{get_preset(preset).name}.pt"
-
-
-_CACHE: dict = {}
+    return checkpoint_path("latent", get_preset(preset).name)
 
 
 def load_latent(preset="cpu", path=None, device=None) -> FaceLatentModel:
     """The trained latent model of a preset, in eval mode (cached). A checkpoint of another preset or component
     is refused with a CheckpointError that says how to get the right one."""
-    from vasa_lite.checkpoints import load_checkpoint
-    from vasa_lite.config import get_preset
-    from vasa_lite.device import pick_device
-    from vasa_lite.training import check_component_checkpoint
+    from vasa_lite.training import load_trained
 
-    p = get_preset(preset)
-    path = Path(path) if path else checkpoint_file(p)
-    dev = pick_device(device)
-    key = (str(path.resolve()), path.stat().st_mtime if path.exists() else None, p.name, str(dev))
-    if key not in _CACHE:
-        state, meta = load_checkpoint(path, component="latent")
-        check_component_checkpoint(meta, p, dataclasses.asdict(p.latent), path, training_only=TRAINING_ONLY)
-        model = FaceLatentModel(p.latent, p.world.size)
-        model.load_state_dict(state)
-        model.meta = meta
-        model.controls = (meta.get("extra") or {}).get("controls")   # slider directions, see latent.controls
-        _CACHE[key] = model.to(dev).eval()
-    return _CACHE[key]
+    model = load_trained("latent", preset, path, device, lambda p: p.latent,
+                         lambda p: FaceLatentModel(p.latent, p.world.size), frozen=False, training_only=TRAINING_ONLY)
+    model.controls = (model.meta.get("extra") or {}).get("controls")   # slider directions, see latent.controls
+    return model
 
 
 # Settings that change training, not the weights' shapes: a checkpoint stays loadable when they change.
