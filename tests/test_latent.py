@@ -108,7 +108,7 @@ def test_training_lowers_the_loss_and_resumes(tmp_path, one_thread):
     rows = read_log(s["log"])
     first, last = np.mean([r["recon"] for r in rows[:1]]), np.mean([r["recon"] for r in rows[-1:]])
     assert last < first, (first, last)
-    assert all(k in rows[-1] for k in ("recon", "transfer", "cross_id", "pose"))
+    assert all(k in rows[-1] for k in ("recon", "transfer", "cross_id", "pose", "dyn"))
     model = load_latent("smoke", out)
     assert model.meta["steps"] == 30 and model.meta["extra"]["config"]["dyn_dim"] == 16
     assert model.controls and model.controls["factors"][0] == "yaw"
@@ -120,9 +120,10 @@ def test_ablation_switches_drop_their_losses(tmp_path, one_thread):
     from vasa_lite.training import read_log
 
     s = train_latent("smoke", steps=10, out=tmp_path / "abl.pt", progress=False, preview_every=0,
-                     overrides={"transfer_weight": 0.0, "cross_id_weight": 0.0, "pose_supervision": False})
+                     overrides={"transfer_weight": 0.0, "cross_id_weight": 0.0, "pose_supervision": False,
+                                "dyn_supervision": False})
     row = read_log(s["log"])[-1]
-    assert "recon" in row and not any(k in row for k in ("transfer", "cross_id", "pose"))
+    assert "recon" in row and not any(k in row for k in ("transfer", "cross_id", "pose", "dyn"))
 
 
 def test_checkpoint_of_another_preset_or_component_is_refused(tmp_path):
@@ -213,7 +214,8 @@ def test_training_on_a_folder_of_real_videos_uses_no_ground_truth(tmp_path, one_
     s = train_latent("smoke", data=tmp_path / "videos", steps=4, out=tmp_path / "real.pt", progress=False,
                      preview_every=0)
     row = read_log(s["log"])[-1]
-    assert "recon" in row and "cross_id" in row and "pose" not in row   # no ground-truth pose on real videos
+    assert "recon" in row and "cross_id" in row
+    assert "pose" not in row and "dyn" not in row                   # no ground truth on real videos
     model = load_latent("smoke", tmp_path / "real.pt")
     assert model.meta["extra"]["data"].endswith("videos") and model.meta["extra"]["people"] == 2
     assert model.controls is None
@@ -244,3 +246,65 @@ def test_fine_tune_across_an_architecture_change_keeps_what_fits(tmp_path, one_t
     assert meta["extra"]["init"]["new_parts"] == ["flow"]            # only the flow generator changed shape
     with pytest.raises(InputError, match="preset"):
         train_latent("cpu", steps=1, out=tmp_path / "x.pt", progress=False, init=checkpoint_file("smoke"))
+
+
+def test_region_weights_count_the_boxes_more_and_keep_a_mean_of_one():
+    boxes = torch.tensor([[[8.0, 8.0, 16.0, 12.0], [0.0, 0.0, 2.0, 2.0]]])
+    w = L.region_weights(boxes, 32, extra=4.0, margin=0.0)
+    assert w.shape == (1, 1, 32, 32)
+    assert abs(float(w.mean()) - 1) < 1e-5
+    assert float(w[0, 0, 10, 12]) > 3 * float(w[0, 0, 25, 25])       # inside the first box vs outside both
+    assert float(w[0, 0, 1, 1]) == pytest.approx(float(w[0, 0, 10, 12]))
+    # the weighted reconstruction counts an error inside a box more than the same error outside
+    target = torch.zeros(1, 3, 32, 32)
+    inside, outside = target.clone(), target.clone()
+    inside[..., 9:12, 9:15] = 0.5
+    outside[..., 20:23, 20:26] = 0.5
+    assert L.reconstruction(inside, target, 0.0, weight=w) > 2 * L.reconstruction(outside, target, 0.0, weight=w)
+
+
+def test_expression_targets_and_face_boxes_follow_the_world():
+    from vasa_lite.latent.train import expression_targets, face_boxes, latent_bank
+    from vasa_lite.world.params import DYNAMICS_NAMES, FRAME_FACTOR_NAMES
+
+    bank = latent_bank("smoke", "test", progress=False)
+    y = expression_targets(bank["tracks"])
+    assert y.shape == (len(bank["actor"]), len(DYNAMICS_NAMES))
+    assert y.min() >= 0 and y.max() <= 1
+    jaw = np.asarray(bank["tracks"])[:, FRAME_FACTOR_NAMES.index("jaw")]
+    assert np.allclose(y[:, DYNAMICS_NAMES.index("jaw")], jaw, atol=1e-6)    # jaw's range is 0..1 already
+    boxes = face_boxes(bank, 64)
+    size = 64
+    assert boxes.shape == (len(jaw), 3, 4)
+    assert (boxes[..., 2] > boxes[..., 0]).all() and (boxes[..., 3] > boxes[..., 1]).all()
+    mouth_y, eyes_y = boxes[:, 0, 1], boxes[:, 1:, 3].mean(1)
+    assert np.mean(mouth_y > eyes_y) > 0.95                          # the mouth is below the eyes in the image
+    assert ((boxes >= -size) & (boxes <= 2 * size)).all()
+
+
+def test_dynamics_supervision_teaches_z_dyn_the_jaw(one_thread):
+    """A few hundred steps of the read-out loss alone make z_dyn carry the jaw on the frames it was trained on."""
+    from vasa_lite.instruments.banks import bank_batch
+    from vasa_lite.latent.train import expression_targets, latent_bank
+    from vasa_lite.world.params import DYNAMICS_NAMES
+
+    torch.manual_seed(0)
+    p = get_preset("smoke")
+    model = FaceLatentModel(p.latent, p.world.size)
+    bank = latent_bank(p, "train", progress=False)
+    rows = np.arange(min(64, len(bank["actor"])))
+    x = bank_batch(bank["frames"], rows)
+    y = torch.from_numpy(expression_targets(bank["tracks"][rows]))
+    opt = torch.optim.Adam(list(model.dynamics.parameters()) + list(model.expression_head.parameters()), 3e-3)
+    losses = []
+    for _ in range(200):
+        loss = L.dynamics_supervision(model.expression_head(model.dynamics(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.4 * losses[0], (losses[0], losses[-1])
+    j = DYNAMICS_NAMES.index("jaw")
+    with torch.no_grad():
+        pred = model.expression_head(model.dynamics(x))[:, j]
+    assert np.corrcoef(pred.numpy(), y[:, j].numpy())[0, 1] > 0.8

@@ -137,6 +137,9 @@ class LatentConfig:
     transfer_weight: float = 1.0   # VASA's pairwise pose/dynamics transfer consistency
     cross_id_weight: float = 0.3   # VASA's cross-identity loss (identity network cosine)
     pose_weight: float = 0.2       # weak pose supervision (L1 on angles / 30 degrees)
+    dyn_supervision: bool = True   # weak supervision of z_dyn: a linear read-out must give the world's expression
+    dyn_weight: float = 0.5        # its weight (L1 on each expression factor as a fraction of its range)
+    region_weight: float = 4.0     # extra L1 weight inside the mouth and eye boxes (world landmarks), 0: off
     ssim_weight: float = 0.5       # structural term beside L1
     per_actor: int = 32            # frames rendered per train actor for the latent bank
     pose_range: float = 0.6        # the bank's head pose is uniform over this fraction of each factor's range

@@ -315,7 +315,8 @@ def bench_latent(preset="cpu", seed: int = 0, device=None, frames=None, batch: i
 
 # The ablations of notebook 02: each switches one loss off (overrides of LatentConfig).
 ABLATIONS = {"full": {}, "no_transfer": {"transfer_weight": 0.0}, "no_cross_id": {"cross_id_weight": 0.0},
-             "no_pose_supervision": {"pose_supervision": False}}
+             "no_pose_supervision": {"pose_supervision": False},
+             "no_dyn_supervision": {"dyn_supervision": False, "region_weight": 0.0}}
 
 
 def ablation(preset="cpu", steps: int = 400, out_dir=None, limit: int = 160, seed: int = 0, progress: bool = True,

@@ -7,7 +7,10 @@
 - cross-identity (VASA-1): person d's motion on person s must still look like s to an identity network
   (1 - cosine of the embeddings). Without it, z_dyn learns the driver's face shape and leaks it into the result;
 - weak pose supervision (optional): L1 between z_pose and the world's yaw, pitch, roll and the head's position
-  and size in the image.
+  and size in the image;
+- weak dynamics supervision (optional): a linear read-out of z_dyn must give the world's expression factors
+  (jaw, lips, smile, brows, eyelids, gaze). The mouth and eyes are a few percent of the pixels, so reconstruction
+  alone gives z_dyn little reason to carry them early in training; this gives it one.
 """
 from __future__ import annotations
 
@@ -54,17 +57,32 @@ def psnr(a: torch.Tensor, b: torch.Tensor, reduce: bool = True) -> torch.Tensor:
     return v.mean() if reduce else v
 
 
-def reconstruction(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float = 0.5, levels: int = 3) -> torch.Tensor:
+def reconstruction(pred: torch.Tensor, target: torch.Tensor, ssim_weight: float = 0.5, levels: int = 3,
+                   weight: "torch.Tensor | None" = None) -> torch.Tensor:
     """L1 over an image pyramid (full, 1/2, 1/4 size) + ssim_weight * (1 - SSIM).
 
     A bilinear warp's gradient only sees a pixel or two; the coarse levels let a head that is 10 px off feel
-    which way to move."""
-    loss = (pred - target).abs().mean()
+    which way to move. weight [N, 1, H, W] (optional, mean about 1) counts some pixels more: the mouth and eyes."""
+    w = torch.ones_like(pred[:, :1]) if weight is None else weight
+    loss = ((pred - target).abs() * w).mean()
     p, t = pred, target
     for _ in range(levels - 1):
-        p, t = F.avg_pool2d(p, 2), F.avg_pool2d(t, 2)
-        loss = loss + (p - t).abs().mean()
+        p, t, w = F.avg_pool2d(p, 2), F.avg_pool2d(t, 2), F.avg_pool2d(w, 2)
+        loss = loss + ((p - t).abs() * w).mean()
     return loss / levels + ssim_weight * (1 - ssim(pred, target))
+
+
+def region_weights(boxes: torch.Tensor, size: int, extra: float, margin: float = 0.25) -> torch.Tensor:
+    """Per-pixel weights [N, 1, size, size]: 1 everywhere plus `extra` inside any of the boxes [N, K, 4]
+    (x0, y0, x1, y1 px, each grown by `margin` of its size), normalised to a mean of 1 per image."""
+    xy = torch.arange(size, dtype=torch.float32, device=boxes.device) + 0.5
+    grow = (boxes[..., 2:] - boxes[..., :2]) * margin
+    lo, hi = boxes[..., :2] - grow, boxes[..., 2:] + grow                                  # [N, K, 2]
+    inx = (xy[None, None, :] >= lo[..., :1]) & (xy[None, None, :] <= hi[..., :1])          # [N, K, W]
+    iny = (xy[None, None, :] >= lo[..., 1:]) & (xy[None, None, :] <= hi[..., 1:])          # [N, K, H]
+    inside = (iny[..., :, None] & inx[..., None, :]).any(1).float()                         # [N, H, W]
+    w = 1 + extra * inside
+    return (w / w.mean((1, 2), keepdim=True))[:, None]
 
 
 def transfer_consistency(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -87,6 +105,12 @@ def pose_supervision(z_pose: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     """L1 between z_pose and the world's pose (see latent.train.pose_targets), each field in its error unit."""
     units = torch.tensor(POSE_LOSS_UNITS, dtype=z_pose.dtype, device=z_pose.device)
     return ((z_pose - target) / units).abs().mean()
+
+
+def dynamics_supervision(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between the read-out of z_dyn and the world's expression factors, both as fractions of each factor's range
+    (see latent.train.expression_targets)."""
+    return (predicted - target).abs().mean()
 
 
 def psnr_from_mse(mse: float) -> float:

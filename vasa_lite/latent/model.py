@@ -23,6 +23,7 @@ from torch import nn
 from vasa_lite.errors import InputError
 from vasa_lite.latent import geometry as geo
 from vasa_lite.latent.networks import AppearanceEncoder, FlowGenerator, PoseEncoder, Renderer2D, VectorEncoder
+from vasa_lite.world.params import DYNAMICS_NAMES
 
 
 class FaceLatentModel(nn.Module):
@@ -41,6 +42,8 @@ class FaceLatentModel(nn.Module):
         self.flow = FlowGenerator(cfg, self.res)
         self.occupancy = nn.Conv3d(cfg.vol_channels, 1, 1)
         self.renderer = Renderer2D(cfg)
+        # training only: the linear read-out of the world's expression factors from z_dyn (dyn_supervision)
+        self.expression_head = nn.Linear(cfg.dyn_dim, len(DYNAMICS_NAMES))
         self.register_buffer("grid", geo.base_grid(cfg.vol_depth, self.res, self.res), persistent=False)
 
     # ------------------------------------------------------------------------------------------------ inputs
@@ -186,4 +189,4 @@ def load_latent(preset="cpu", path=None, device=None) -> FaceLatentModel:
 
 # Settings that change training, not the weights' shapes: a checkpoint stays loadable when they change.
 TRAINING_ONLY = ("pose_supervision", "transfer_weight", "cross_id_weight", "pose_weight", "ssim_weight",
-                 "per_actor", "pose_range", "self_pairs")
+                 "per_actor", "pose_range", "self_pairs", "dyn_supervision", "dyn_weight", "region_weight")

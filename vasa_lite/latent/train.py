@@ -10,7 +10,10 @@ Each step, for B pairs (i, j) of one person and a driver k of another person:
 - transfer consistency: decode(app_j, pose_i, dyn_j) against decode(app_i, pose_i, dyn_j);
 - cross-identity: decode(app_i, pose_k, dyn_k) should keep i's identity (the course's identity network);
 - weak pose supervision of z_pose (angles, the head's image position and size), when switched on and ground
-  truth exists.
+  truth exists;
+- weak dynamics supervision: a linear read-out of z_dyn gives the world's expression factors, when switched on and
+  ground truth exists; and the reconstruction counts the mouth and eyes `region_weight` times more (their boxes
+  come from the world's landmarks), since they are small but they are what talking moves.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import torch
 from vasa_lite.errors import InputError
 from vasa_lite.latent import losses as L
 from vasa_lite.latent.model import FaceLatentModel, checkpoint_file
-from vasa_lite.world.params import FRAME_FACTOR_NAMES
+from vasa_lite.world.params import DYNAMICS_NAMES, FACTORS, FRAME_FACTOR_NAMES
 
 ANGLES = [FRAME_FACTOR_NAMES.index(n) for n in ("yaw", "pitch", "roll")]
 ANCHOR_UP = 1.0        # the head's anchor: this many head units above the mouth's rest point, between the eyes
@@ -41,6 +44,31 @@ def pose_targets(tracks: np.ndarray, face_track: np.ndarray, size: int) -> np.nd
     ay = y - ANCHOR_UP * scale * np.cos(angle)
     out = np.c_[tracks[:, ANGLES], ax / size - 0.5, ay / size - 0.5, np.log(scale / size / REF_SCALE)]
     return out.astype(np.float32)
+
+
+def expression_targets(tracks: np.ndarray) -> np.ndarray:
+    """The world's expression factors [N, len(DYNAMICS_NAMES)], each as a fraction of its range (0 at its low end),
+    the targets of the dynamics read-out."""
+    cols = [FRAME_FACTOR_NAMES.index(n) for n in DYNAMICS_NAMES]
+    low = np.array([FACTORS[n].low for n in DYNAMICS_NAMES], np.float32)
+    span = np.array([FACTORS[n].high - FACTORS[n].low for n in DYNAMICS_NAMES], np.float32)
+    return ((np.asarray(tracks, np.float32)[:, cols] - low) / span).astype(np.float32)
+
+
+def face_boxes(bank: dict, size: int, batch: int = 1024) -> np.ndarray:
+    """The mouth and both eye boxes [N, 3, 4] (x0, y0, x1, y1 px) of a world bank's frames, from the world's
+    landmarks of each frame's actor and factors."""
+    from vasa_lite.world.actor import sample_actor
+    from vasa_lite.world.render import landmarks
+
+    tracks, actor = np.asarray(bank["tracks"]), np.asarray(bank["actor"])
+    out = []
+    for s in range(0, len(actor), batch):
+        sl = slice(s, s + batch)
+        lm = landmarks([sample_actor(int(a)) for a in actor[sl]],
+                       {n: tracks[sl, j] for j, n in enumerate(FRAME_FACTOR_NAMES)}, size)
+        out.append(np.stack([lm["mouth_box"], lm["eye_left_box"], lm["eye_right_box"]], 1))
+    return np.concatenate(out).astype(np.float32)
 
 
 def latent_bank(preset="cpu", split: str = "train", root=None, world_root=None, progress: bool = True) -> dict:
@@ -103,9 +131,11 @@ class PairSampler:
         return np.asarray(i), np.asarray(j), (np.asarray(k) if k else None)
 
 
-def latent_step(model: FaceLatentModel, x_i, x_j, x_k=None, angles=None, id_net=None, cfg=None) -> dict:
-    """One training step's losses for frames i, j (one person), drivers k (others) and optional true poses
-    [2B, 6] of i then j (pose_targets). Returns the weighted total as "loss" plus each term."""
+def latent_step(model: FaceLatentModel, x_i, x_j, x_k=None, angles=None, id_net=None, cfg=None,
+                expression=None, boxes=None) -> dict:
+    """One training step's losses for frames i, j (one person), drivers k (others), and optional ground truth: true
+    poses [2B, 6] of i then j (pose_targets), expression factors [2B, n] of i then j (expression_targets) and the
+    mouth and eye boxes of j [B, 3, 4] (face_boxes). Returns the weighted total as "loss" plus each term."""
     cfg = cfg or model.cfg
     b = x_i.shape[0]
     x = torch.cat([x_i, x_j])
@@ -115,7 +145,9 @@ def latent_step(model: FaceLatentModel, x_i, x_j, x_k=None, angles=None, id_net=
     src_i = model.encode_source(x_i, p_i, d_i, id_i)
     out = {}
     rec = model.decode(src_i, p_j, d_j)
-    out["recon"] = L.reconstruction(rec, x_j, cfg.ssim_weight)
+    weight = (L.region_weights(boxes, x_j.shape[-1], cfg.region_weight)
+              if boxes is not None and cfg.region_weight > 0 else None)
+    out["recon"] = L.reconstruction(rec, x_j, cfg.ssim_weight, weight=weight)
     total = out["recon"]
     if cfg.transfer_weight > 0:
         src_j = model.encode_source(x_j, p_j, d_j, id_j)
@@ -128,6 +160,9 @@ def latent_step(model: FaceLatentModel, x_i, x_j, x_k=None, angles=None, id_net=
     if cfg.pose_supervision and cfg.pose_weight > 0 and angles is not None:
         out["pose"] = L.pose_supervision(pose, angles)
         total = total + cfg.pose_weight * out["pose"]
+    if cfg.dyn_supervision and cfg.dyn_weight > 0 and expression is not None:
+        out["dyn"] = L.dynamics_supervision(model.expression_head(dyn), expression)
+        total = total + cfg.dyn_weight * out["dyn"]
     with torch.no_grad():
         out["psnr"] = L.psnr(rec.clamp(0, 1), x_j)
     out["loss"] = total
@@ -185,12 +220,16 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
     dev = pick_device(device)
     if data is not None:
         bank = video_bank(data, p.world.size, progress=progress)
-        cfg = dataclasses.replace(cfg, pose_supervision=False)    # real videos have no ground-truth pose
+        # real videos have no ground-truth pose, expression or landmarks
+        cfg = dataclasses.replace(cfg, pose_supervision=False, dyn_supervision=False)
     else:
         bank = latent_bank(p, "train", root=root, world_root=world_root, progress=progress)
     frames = bank["frames"]
     angles = (torch.from_numpy(pose_targets(np.asarray(bank["tracks"]), np.asarray(bank["track"]), p.world.size))
               if bank.get("tracks") is not None else None)
+    world = bank.get("tracks") is not None
+    expression = torch.from_numpy(expression_targets(bank["tracks"])) if world else None
+    boxes = torch.from_numpy(face_boxes(bank, p.world.size)) if world and cfg.region_weight > 0 else None
     sampler = PairSampler(bank["actor"])
     try:
         from vasa_lite.instruments.identity import load_identity
@@ -233,7 +272,9 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
         x_i, x_j = bank_batch(frames, i).to(dev), bank_batch(frames, j).to(dev)
         x_k = bank_batch(frames, k).to(dev) if k is not None else None
         ang = torch.cat([angles[i], angles[j]]).to(dev) if angles is not None else None
-        res = latent_step(model, x_i, x_j, x_k, ang, id_net, cfg)
+        expr = torch.cat([expression[i], expression[j]]).to(dev) if expression is not None else None
+        res = latent_step(model, x_i, x_j, x_k, ang, id_net, cfg, expr,
+                          boxes[j].to(dev) if boxes is not None else None)
         if preview_every and (step + 1) % preview_every == 0:
             save_preview(model, *fixed, preview)
         return res
