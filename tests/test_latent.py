@@ -285,7 +285,7 @@ def test_expression_targets_and_face_boxes_follow_the_world():
 def test_dynamics_supervision_teaches_z_dyn_the_jaw(one_thread):
     """A few hundred steps of the read-out loss alone make z_dyn carry the jaw on the frames it was trained on."""
     from vasa_lite.instruments.banks import bank_batch
-    from vasa_lite.latent.train import expression_targets, latent_bank
+    from vasa_lite.latent.train import expression_targets, latent_bank, pose_targets
     from vasa_lite.world.params import DYNAMICS_NAMES
 
     torch.manual_seed(0)
@@ -295,10 +295,11 @@ def test_dynamics_supervision_teaches_z_dyn_the_jaw(one_thread):
     rows = np.arange(min(64, len(bank["actor"])))
     x = bank_batch(bank["frames"], rows)
     y = torch.from_numpy(expression_targets(bank["tracks"][rows]))
+    z_pose = torch.from_numpy(pose_targets(bank["tracks"][rows], bank["track"][rows], p.world.size))   # true pose
     opt = torch.optim.Adam(list(model.dynamics.parameters()) + list(model.expression_head.parameters()), 3e-3)
     losses = []
     for _ in range(200):
-        loss = L.dynamics_supervision(model.expression_head(model.dynamics(x)), y)
+        loss = L.dynamics_supervision(model.expression_head(model.dynamics_of(x, z_pose)), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -306,5 +307,26 @@ def test_dynamics_supervision_teaches_z_dyn_the_jaw(one_thread):
     assert losses[-1] < 0.4 * losses[0], (losses[0], losses[-1])
     j = DYNAMICS_NAMES.index("jaw")
     with torch.no_grad():
-        pred = model.expression_head(model.dynamics(x))[:, j]
+        pred = model.expression_head(model.dynamics_of(x, z_pose))[:, j]
     assert np.corrcoef(pred.numpy(), y[:, j].numpy())[0, 1] > 0.8
+
+
+def test_face_crop_from_z_pose_matches_the_face_tracker_crop():
+    """The dynamics encoder's crop, placed by the world's true z_pose, is the instruments' face crop on the true
+    face track: the mouth and eyes sit at the same pixels whatever the head does."""
+    from vasa_lite.instruments.banks import bank_batch, crop_face
+    from vasa_lite.latent.train import latent_bank, pose_targets
+
+    bank = latent_bank("smoke", "test", progress=False)
+    rows = np.arange(min(16, len(bank["actor"])))
+    x = bank_batch(bank["frames"], rows)
+    size = x.shape[-1]
+    z_pose = torch.from_numpy(pose_targets(bank["tracks"][rows], bank["track"][rows], size))
+    mine = geo.face_crop(x, z_pose, size // 2)
+    theirs = crop_face(x, bank["track"][rows], size // 2)
+    assert mine.shape == (len(rows), 3, size // 2, size // 2)
+    assert float((mine - theirs).abs().mean()) < 0.02
+    # and a crop elsewhere (the head moved 10% of the frame) is clearly different
+    moved = z_pose.clone()
+    moved[:, 3] += 0.1
+    assert float((geo.face_crop(x, moved, size // 2) - theirs).abs().mean()) > 0.03

@@ -138,7 +138,8 @@ class LatentConfig:
     cross_id_weight: float = 0.3   # VASA's cross-identity loss (identity network cosine)
     pose_weight: float = 0.2       # weak pose supervision (L1 on angles / 30 degrees)
     dyn_supervision: bool = True   # weak supervision of z_dyn: a linear read-out must give the world's expression
-    dyn_weight: float = 0.5        # its weight (L1 on each expression factor as a fraction of its range)
+    dyn_weight: float = 0.5        # its weight (squared error on each expression factor as a fraction of its range)
+    dyn_warmup: int = 3000         # steps in which the dynamics encoder first learns the read-out alone (cheap)
     region_weight: float = 4.0     # extra L1 weight inside the mouth and eye boxes (world landmarks), 0: off
     ssim_weight: float = 0.5       # structural term beside L1
     per_actor: int = 32            # frames rendered per train actor for the latent bank
@@ -146,6 +147,34 @@ class LatentConfig:
     self_pairs: float = 0.0        # fraction of pairs with j = i (self reconstruction), used when fine-tuning
     steps: int = 2200
     batch_size: int = 8
+    lr: float = 1e-3
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """The motion generator: a diffusion transformer over windows of [z_pose, z_dyn], see vasa_lite.motion.
+
+    The paper gives neither the window W nor the previous-window length nor the frame rate; open peers use 25 fps,
+    windows of 50 to 100 frames and 10 to 25 previous frames, so the defaults are W = 50 (2 s) and 10 (0.4 s)."""
+    window: int = 50               # W: frames generated per window
+    prev: int = 10                 # frames of the previous window (motion and audio) given as a condition
+    layers: int = 4                # transformer encoder blocks (the paper: 8)
+    width: int = 128               # token width (the paper: 512)
+    heads: int = 4                 # attention heads (the paper: 8)
+    ffn: int = 256                 # hidden size of each block's MLP (2x width: the cpu preset must sample fast)
+    dropout: float = 0.1
+    diffusion_steps: int = 1000    # T of the training noise schedule
+    schedule: str = "cosine"       # alphas_cumprod of Nichol & Dhariwal (2021)
+    sample_steps: int = 50         # DDPM sampling steps, as in the paper
+    ddim_steps: int = 10           # the faster deterministic DDIM sampler's default
+    cond_dropout: float = 0.1      # each of audio, gaze, distance, emotion is dropped with this probability
+    prev_dropout: float = 0.5      # previous-window motion and audio, dropped together (a first window has none)
+    audio_trunc: float = 0.1       # probability that a window's final audio frames are cut (short audio)
+    velocity_weight: float = 0.0   # weight of an extra loss on frame-to-frame differences (ablation; paper: 0)
+    guidance_audio: float = 0.5    # default CFG scale lambda_audio (the paper's)
+    guidance_gaze: float = 1.0     # default CFG scale lambda_gaze (the paper's)
+    steps: int = 6000
+    batch_size: int = 32
     lr: float = 1e-3
 
 
@@ -160,6 +189,7 @@ class Preset:
     capp: CappConfig = field(default_factory=CappConfig)
     instruments: InstrumentsConfig = field(default_factory=InstrumentsConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -187,7 +217,10 @@ PRESETS: dict[str, Preset] = {
             identity=IdentityConfig(size=32, width=8, embed=32, steps=30, batch_size=16),
             train_per_actor=4, test_per_actor=4),
         latent=LatentConfig(width=8, vol_channels=4, vol_depth=4, id_dim=16, dyn_dim=16, flow_depth=2,
-                            render_width=16, per_actor=8, steps=40, batch_size=4, lr=2e-3),
+                            render_width=16, per_actor=8, steps=40, batch_size=4, lr=2e-3, dyn_warmup=50),
+        # smoke clips are 34-56 frames long: a shorter window so that windows and their history fit in a clip
+        motion=MotionConfig(window=24, prev=6, layers=2, width=64, heads=4, ffn=128, steps=200, batch_size=16,
+                            lr=2e-3),
     ),
     "cpu": Preset(
         name="cpu",
@@ -205,6 +238,8 @@ PRESETS: dict[str, Preset] = {
         capp=CappConfig(width=128, code=16, steps=10000, batch_size=64),
         latent=LatentConfig(width=32, vol_channels=16, vol_depth=16, id_dim=64, dyn_dim=48, render_width=64,
                             per_actor=32, steps=30000, batch_size=16),
+        # the paper's motion transformer: 8 layers, width 512, 8 heads
+        motion=MotionConfig(layers=8, width=512, heads=8, ffn=2048, steps=60000, batch_size=128, lr=3e-4),
     ),
 }
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+ANCHOR_UP = 1.0        # the head's anchor: this many head units above the mouth's rest point, between the eyes
+REF_SCALE = 0.24       # a head unit is about 0.24 frame widths at distance 1: log_scale 0 there
 POSE_FIELDS = ("yaw", "pitch", "roll", "tx", "ty", "log_scale")
 POSE_UNITS = ("deg", "deg", "deg", "frame", "frame", "log")
 _FLIP = torch.tensor([1.0, -1.0, 1.0])
@@ -77,3 +79,20 @@ def rotate_volume(volume: torch.Tensor, yaw: float = 0.0, pitch: float = 0.0, ro
     pose[:, 0], pose[:, 1], pose[:, 2] = float(yaw), float(pitch), float(roll)
     grid = base_grid(d, h, w, volume.device).expand(n, d, h, w, 3)
     return sample(volume, to_head(grid, pose))
+
+
+def face_crop(frames: torch.Tensor, z_pose: torch.Tensor, size: int) -> torch.Tensor:
+    """RGB crops [N, 3, size, size] of the face that z_pose places in the frames: 2.8 x 2.8 head units centred
+    half a unit below the anchor (brows to chin), rotated with the roll. z_pose's translation is the anchor's
+    image position and its log_scale the head unit's size (see latent.train.pose_targets), so the crop follows the
+    head the way a face tracker's does."""
+    n, _, h, w = frames.shape
+    roll = torch.deg2rad(z_pose[:, 2])
+    c, s = torch.cos(roll), torch.sin(roll)
+    ex, ey = torch.stack([c, -s], 1), torch.stack([s, c], 1)                  # the crop's axes in the image
+    unit = (torch.exp(z_pose[:, 5]) * REF_SCALE)[:, None]                     # a head unit, in frame widths
+    centre = torch.stack([z_pose[:, 3], z_pose[:, 4]], 1) + 0.5 * unit * ey   # frame fractions from the centre
+    half = 1.4 * unit * 2                                                     # 1.4 units, in [-1, 1] coordinates
+    theta = torch.stack([ex * half, ey * half, centre * 2], 2)
+    grid = F.affine_grid(theta, (n, 3, size, size), align_corners=False)
+    return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)

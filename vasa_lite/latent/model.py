@@ -38,7 +38,7 @@ class FaceLatentModel(nn.Module):
         self.appearance = AppearanceEncoder(cfg, size)
         self.identity = VectorEncoder(cfg, size, cfg.id_dim)
         self.pose = PoseEncoder(cfg, size)
-        self.dynamics = VectorEncoder(cfg, size, cfg.dyn_dim)
+        self.dynamics = VectorEncoder(cfg, size // 2, cfg.dyn_dim)      # reads a face crop, see dynamics_of
         self.flow = FlowGenerator(cfg, self.res)
         self.occupancy = nn.Conv3d(cfg.vol_channels, 1, 1)
         self.renderer = Renderer2D(cfg)
@@ -77,14 +77,22 @@ class FaceLatentModel(nn.Module):
     def encode_motion(self, frames) -> tuple:
         """(z_pose [N, 6], z_dyn [N, dyn_dim]) of frames."""
         x = self.check_frames(frames)
-        return self.pose(x), self.dynamics(x)
+        pose = self.pose(x)
+        return pose, self.dynamics_of(x, pose)
+
+    def dynamics_of(self, x: torch.Tensor, z_pose: torch.Tensor) -> torch.Tensor:
+        """z_dyn of frames x, read from a face crop that z_pose aligns (position, size and roll undone), at half
+        the frame size. The mouth and eyes then sit at the same pixels whatever the head does, so z_dyn has no
+        reason to learn the pose, and a small encoder can resolve them. z_pose is detached: the crop must not
+        teach the pose encoder."""
+        return self.dynamics(geo.face_crop(x, z_pose.detach(), self.size // 2))
 
     def encode_source(self, frames, pose=None, z_dyn=None, z_id=None) -> dict:
         """Everything the decoder needs from a source frame, the canonical volume V_app included. Codes already
         computed (training) can be passed in."""
         x = self.check_frames(frames, "source frames")
         pose = self.pose(x) if pose is None else pose
-        z_dyn = self.dynamics(x) if z_dyn is None else z_dyn
+        z_dyn = self.dynamics_of(x, pose) if z_dyn is None else z_dyn
         z_id = self.identity(x) if z_id is None else z_id
         g, _ = self.flow(z_dyn, z_id)                          # the source's canonical -> expressed offsets G_s
         n = x.shape[0]
@@ -189,4 +197,4 @@ def load_latent(preset="cpu", path=None, device=None) -> FaceLatentModel:
 
 # Settings that change training, not the weights' shapes: a checkpoint stays loadable when they change.
 TRAINING_ONLY = ("pose_supervision", "transfer_weight", "cross_id_weight", "pose_weight", "ssim_weight",
-                 "per_actor", "pose_range", "self_pairs", "dyn_supervision", "dyn_weight", "region_weight")
+                 "per_actor", "pose_range", "self_pairs", "dyn_supervision", "dyn_weight", "region_weight", "dyn_warmup")

@@ -26,12 +26,11 @@ import torch
 
 from vasa_lite.errors import InputError
 from vasa_lite.latent import losses as L
+from vasa_lite.latent.geometry import ANCHOR_UP, REF_SCALE
 from vasa_lite.latent.model import FaceLatentModel, checkpoint_file
 from vasa_lite.world.params import DYNAMICS_NAMES, FACTORS, FRAME_FACTOR_NAMES
 
 ANGLES = [FRAME_FACTOR_NAMES.index(n) for n in ("yaw", "pitch", "roll")]
-ANCHOR_UP = 1.0        # the head's anchor: this many head units above the mouth's rest point, between the eyes
-REF_SCALE = 0.24       # a head unit is about 0.24 frame widths at distance 1: log_scale 0 there
 
 
 def pose_targets(tracks: np.ndarray, face_track: np.ndarray, size: int) -> np.ndarray:
@@ -139,7 +138,8 @@ def latent_step(model: FaceLatentModel, x_i, x_j, x_k=None, angles=None, id_net=
     cfg = cfg or model.cfg
     b = x_i.shape[0]
     x = torch.cat([x_i, x_j])
-    pose, dyn = model.pose(x), model.dynamics(x)
+    pose = model.pose(x)
+    dyn = model.dynamics_of(x, pose)
     zid = model.identity(x)
     (p_i, p_j), (d_i, d_j), (id_i, id_j) = pose.split(b), dyn.split(b), zid.split(b)
     src_i = model.encode_source(x_i, p_i, d_i, id_i)
@@ -154,7 +154,8 @@ def latent_step(model: FaceLatentModel, x_i, x_j, x_k=None, angles=None, id_net=
         out["transfer"] = L.transfer_consistency(model.decode(src_j, p_i, d_j), model.decode(src_i, p_i, d_j))
         total = total + cfg.transfer_weight * out["transfer"]
     if cfg.cross_id_weight > 0 and id_net is not None and x_k is not None:
-        p_k, d_k = model.pose(x_k), model.dynamics(x_k)
+        p_k = model.pose(x_k)
+        d_k = model.dynamics_of(x_k, p_k)
         out["cross_id"] = L.cross_identity(id_net, model.decode(src_i, p_k, d_k), x_i)
         total = total + cfg.cross_id_weight * out["cross_id"]
     if cfg.pose_supervision and cfg.pose_weight > 0 and angles is not None:
@@ -167,6 +168,37 @@ def latent_step(model: FaceLatentModel, x_i, x_j, x_k=None, angles=None, id_net=
         out["psnr"] = L.psnr(rec.clamp(0, 1), x_j)
     out["loss"] = total
     return out
+
+
+def warm_up_dynamics(model: FaceLatentModel, frames, expression: torch.Tensor, poses: torch.Tensor, steps: int,
+                     batch: int, lr: float, seed: int = 0, progress: bool = True) -> dict:
+    """The dynamics encoder and its read-out learn the world's expression factors alone, from face crops placed by
+    the true pose, before the whole model trains. It costs seconds (no decoder runs), and it starts z_dyn out
+    reading the mouth and eyes instead of whatever the first reconstruction gradients find (which was identity).
+    Returns {"steps", "loss_first", "loss_last", "seconds"} (mean squared error of the first and last 10%)."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from vasa_lite.instruments.banks import bank_batch
+
+    dev = model.grid.device
+    params = list(model.dynamics.parameters()) + list(model.expression_head.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(seed + 17)
+    hist, t0 = [], time.perf_counter()
+    for _ in tqdm(range(steps), desc="z_dyn warm-up", disable=not progress, unit="step"):
+        i = torch.randint(len(expression), (batch,), generator=gen).numpy()
+        x = bank_batch(frames, i).to(dev)
+        loss = L.dynamics_supervision(model.expression_head(model.dynamics_of(x, poses[i].to(dev))),
+                                      expression[i].to(dev))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        hist.append(float(loss.detach()))
+    k = max(1, steps // 10)
+    return {"steps": int(steps), "loss_first": round(float(np.mean(hist[:k])), 5),
+            "loss_last": round(float(np.mean(hist[-k:])), 5), "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _init_record(init, new_parts=()) -> "dict | None":
@@ -256,12 +288,23 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
                 and k.split(".")[0] not in set(fresh)}
         new_parts = sorted({k.split(".")[0] for k in own if k not in fits})
         model.load_state_dict(fits, strict=False)
+    from vasa_lite.training import resume_path
+
+    path = Path(out) if out else checkpoint_file(p)
+    warm_up = None
+    if resume and resume_path(path).exists():        # the interrupted run's record (its weights include the warm-up)
+        from vasa_lite.checkpoints import load_checkpoint
+
+        warm_up = (load_checkpoint(resume_path(path), component="latent-resume")[1].get("extra") or {}).get("dyn_warm_up")
+    elif (expression is not None and cfg.dyn_supervision and cfg.dyn_warmup > 0
+          and (init is None or "dynamics" in new_parts)):                # a new dynamics encoder only
+        warm_up = warm_up_dynamics(model, frames, expression, angles, cfg.dyn_warmup, 2 * cfg.batch_size,
+                                   2 * cfg.lr, seed, progress)
     steps = int(steps or cfg.steps)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4, betas=(0.9, 0.99))
     warm = max(1, min(200, steps // 10))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))))
-    path = Path(out) if out else checkpoint_file(p)
     preview = OUTPUTS_DIR / f"{path.stem}_preview.png"
     gp = torch.Generator().manual_seed(seed + 1)
     pi, pj, _ = sampler.sample(4, gp)
@@ -281,7 +324,7 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
 
     extra = {"config": dataclasses.asdict(cfg), "size": p.world.size, "train_frames": int(len(frames)),
              "people": int(len(sampler.people)), "data": str(data) if data is not None else "world",
-             "init": _init_record(init, new_parts)}
+             "init": _init_record(init, new_parts), "dyn_warm_up": warm_up}
     trainer = Trainer(model, opt, component="latent", preset=p, path=path, scheduler=sched, seed=seed,
                       progress=progress, ckpt_every=max(20, min(500, steps // 10)), log_every=10, extra=extra)
     summary = trainer.fit(step_fn, steps, resume=resume)
@@ -291,6 +334,7 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
 
         attach_controls(p, path, bank, model=model)
     summary["preview"] = str(preview)
+    summary["dyn_warm_up"] = warm_up
     summary["parameters"] = sum(q.numel() for q in model.parameters())
     summary["size_mb"] = round(path.stat().st_size / 2**20, 2)
     return summary
