@@ -30,6 +30,8 @@ COMPONENTS = {
     # all four measuring networks at once; eval reports every target figure of the instruments
     "instruments": ("vasa_lite.metrics:train_instruments", "vasa_lite.metrics:eval_instruments"),
     "latent": ("vasa_lite.latent.train:train_latent", "vasa_lite.latent.evaluate:eval_latent"),
+    # the diffusion motion generator; --baseline regression trains the regression baseline instead
+    "motion": ("vasa_lite.motion.train:train_motion", "vasa_lite.motion.train:eval_motion"),
 }
 # Components that can also learn from a folder of real talking videos (--data DIR), start from a checkpoint
 # (--init) and take config changes (--set KEY=VALUE).
@@ -88,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change one setting of the component's config for this run, e.g. --set self_pairs=0.25 "
                         "(latent only; repeatable)")
+    p.add_argument("--baseline", default=None, choices=["regression"],
+                   help="train a baseline instead of the diffusion model: regression (motion only; writes "
+                        "data/checkpoints/regression_<preset>.pt)")
 
     p = _threads(_common(sub.add_parser("eval", help="evaluate a trained component; prints JSON")))
     p.add_argument("component", choices=sorted(COMPONENTS), help="what to evaluate")
@@ -180,6 +185,10 @@ def _cmd_train(args) -> int:
             if args.component not in TAKES_DATA:
                 raise InputError(f"--{'set' if opt == 'overrides' else opt} works with: {', '.join(sorted(TAKES_DATA))}")
             kwargs[opt] = _parse_overrides(args.component, args.overrides) if opt == "overrides" else getattr(args, opt)
+    if args.baseline:
+        if args.component != "motion":
+            raise InputError("--baseline works with: motion")
+        kwargs["baseline"] = args.baseline
     summary = train(preset=args.preset, seed=args.seed, device=args.device, steps=args.steps, resume=args.resume,
                     out=args.out, progress=not args.quiet, **kwargs)
     print(json.dumps(summary, indent=2))

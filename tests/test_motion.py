@@ -1,0 +1,382 @@
+"""The motion generator: noise schedule and samplers, multi-condition CFG, condition dropout, data windows,
+training (loss falls, resume is exact), sliding-window generation, the regression baseline, and bad input."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vasa_lite.config import PRESETS, get_preset
+from vasa_lite.errors import InputError
+from vasa_lite.motion import generate_motion, guidance_scales, guided_x0, load_motion, train_motion
+from vasa_lite.motion.network import CONDITIONS, MotionTransformer, build_network
+from vasa_lite.motion.schedule import DDIMSampler, DDPMSampler, NoiseSchedule
+from vasa_lite.motion.train import drop_masks
+from vasa_lite.training import read_log, resume_path
+
+SMOKE = get_preset("smoke")
+CFG = SMOKE.motion
+M, DA = 6 + SMOKE.latent.dyn_dim, SMOKE.audio.width
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return build_network(SMOKE).eval()
+
+
+def random_cond(b: int, gen: torch.Generator, emotion: bool = True) -> dict:
+    W, P = CFG.window, CFG.prev
+    cond = {"audio": torch.randn(b, W, DA, generator=gen), "audio_len": torch.full((b,), W),
+            "prev_motion": torch.randn(b, P, M, generator=gen), "prev_audio": torch.randn(b, P, DA, generator=gen),
+            "gaze": torch.randn(b, 2, generator=gen) * 10, "distance": 1 + 0.1 * torch.randn(b, generator=gen)}
+    if emotion:
+        cond["emotion"] = torch.softmax(torch.randn(b, 5, generator=gen), -1)
+    return cond
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, one_thread):
+    """A diffusion model and a regression baseline trained briefly on the smoke world (a few seconds each)."""
+    d = tmp_path_factory.mktemp("motion")
+    diff = train_motion("smoke", steps=60, out=d / "motion_smoke.pt", progress=False)
+    reg = train_motion("smoke", steps=60, out=d / "regression_smoke.pt", progress=False, baseline="regression")
+    return {"dir": d, "motion": diff, "regression": reg,
+            "model": load_motion("smoke", d / "motion_smoke.pt"),
+            "baseline": load_motion("smoke", d / "regression_smoke.pt", baseline=True)}
+
+
+# ------------------------------------------------------------------------------------------------- config
+
+
+def test_presets_scale_and_keep_the_papers_numbers():
+    s, c, g = (PRESETS[k].motion for k in ("smoke", "cpu", "gpu"))
+    assert s.width * s.layers < c.width * c.layers < g.width * g.layers
+    assert (g.layers, g.width, g.heads) == (8, 512, 8)                      # the paper's transformer
+    for m in (s, c, g):
+        assert (m.cond_dropout, m.prev_dropout, m.sample_steps) == (0.1, 0.5, 50)
+        assert (m.guidance_audio, m.guidance_gaze) == (0.5, 1.0)
+        assert 0 < m.prev <= m.window
+    assert (c.window, c.prev) == (50, 10) and (g.window, g.prev) == (50, 10)
+
+
+# ------------------------------------------------------------------------------------ schedule and samplers
+
+
+def test_q_sample_has_the_forward_process_statistics():
+    sch = NoiseSchedule(1000, "cosine")
+    ab = sch.alphas_cumprod
+    assert ab[0] > 0.999 and ab[-1] < 1e-3 and bool((ab[1:] < ab[:-1]).all())
+    assert torch.allclose(ab, torch.cumprod(1 - sch.betas, 0))
+    gen = torch.Generator().manual_seed(0)
+    n = 40000
+    x0 = torch.full((n, 1), 2.0)
+    for t in (10, 400, 900):
+        x = sch.q_sample(x0, torch.full((n,), t), torch.randn(n, 1, generator=gen))
+        mean, std = math.sqrt(float(ab[t])) * 2.0, math.sqrt(1 - float(ab[t]))
+        assert abs(float(x.mean()) - mean) < 4 * std / math.sqrt(n) + 1e-4, t
+        assert abs(float(x.std()) - std) < 0.02 * std + 1e-4, t
+
+
+def test_samplers_end_on_a_known_x0_and_ddim_is_deterministic():
+    sch = NoiseSchedule(1000)
+    target = torch.linspace(-1, 1, 2 * 5 * 3).view(2, 5, 3)
+    calls = []
+
+    def oracle(x, t):                                        # a perfect denoiser of a one-point data set
+        calls.append(int(t[0]))
+        return target
+
+    for cls, steps in ((DDPMSampler, 50), (DDIMSampler, 10)):
+        calls.clear()
+        out = cls(sch, steps).sample(oracle, (2, 5, 3), torch.Generator().manual_seed(0))
+        assert torch.allclose(out, target, atol=1e-5), cls.__name__
+        assert len(calls) == steps and calls[0] == 999 and calls[-1] == 0 and calls == sorted(calls, reverse=True)
+
+    def shrink(x, t):                                        # an x0 that depends on x_t
+        return 0.5 * x
+
+    ddim = DDIMSampler(sch, 10)
+    a = ddim.sample(shrink, (2, 5, 3), torch.Generator().manual_seed(3))
+    b = ddim.sample(shrink, (2, 5, 3), torch.Generator().manual_seed(3))
+    c = ddim.sample(shrink, (2, 5, 3), torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+def test_ddpm_step_is_the_x0_posterior():
+    """With every training step kept, the respaced step is DDPM's posterior q(x_{t-1} | x_t, x0)."""
+    sch = NoiseSchedule(100, "linear")
+    smp = DDPMSampler(sch, 100)
+    i = 40
+    t = smp.timesteps[i]
+    x0, xt = torch.randn(4, 3), torch.randn(4, 3)
+    out = smp.step(x0, i, xt, torch.Generator().manual_seed(1))
+    z = torch.randn(4, 3, generator=torch.Generator().manual_seed(1))
+    ab, ab_prev, beta = float(sch.alphas_cumprod[t]), float(sch.alphas_cumprod[t - 1]), float(sch.betas[t])
+    mean = beta * math.sqrt(ab_prev) / (1 - ab) * x0 + (1 - ab_prev) * math.sqrt(1 - beta) / (1 - ab) * xt
+    var = beta * (1 - ab_prev) / (1 - ab)
+    assert torch.allclose(out, mean + math.sqrt(var) * z, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------- guidance
+
+
+def test_cfg_is_the_papers_formula_in_one_forward_pass(net):
+    gen = torch.Generator().manual_seed(0)
+    b = 2
+    x = torch.randn(b, CFG.window, M, generator=gen)
+    t = torch.tensor([500, 20])
+    cond = random_cond(b, gen)
+    scales = {"audio": 0.5, "gaze": 1.0, "distance": 0.0, "emotion": 0.3}
+    seen = []
+    hook = net.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    try:
+        guided = guided_x0(net, x, t, cond, scales)
+    finally:
+        hook.remove()
+    assert seen == [b * 4]                                   # one pass: conditional + audio, gaze, emotion dropped
+    with torch.no_grad():
+        full = net(x, t, cond)
+        alone = {c: net(x, t, {**cond, "drop": {c: torch.ones(b, dtype=torch.bool)}})
+                 for c in ("audio", "gaze", "emotion")}
+    lam = sum(scales.values())
+    hand = (1 + lam) * full - sum(scales[c] * alone[c] for c in alone)
+    assert torch.allclose(guided, hand, atol=1e-5)
+    assert not torch.allclose(guided, full, atol=1e-3)       # guidance changes the prediction
+    # no scale: the plain conditional prediction; an absent condition is not guided
+    assert torch.allclose(guided_x0(net, x, t, cond, {c: 0.0 for c in CONDITIONS}), full, atol=1e-6)
+    seen.clear()
+    hook = net.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    try:
+        guided_x0(net, x, t, {k: v for k, v in cond.items() if k != "emotion"}, scales)
+    finally:
+        hook.remove()
+    assert seen == [b * 3]
+
+
+@pytest.mark.parametrize("bad, name", [({"audio": -0.5}, "audio"), ({"gaze": float("nan")}, "gaze"),
+                                       ({"emotion": "lots"}, "emotion"), ({"lips": 1.0}, "lips")])
+def test_bad_guidance_scales_name_the_condition(bad, name):
+    with pytest.raises(InputError, match=name):
+        guidance_scales(bad, CFG)
+
+
+def test_guidance_defaults_are_the_papers():
+    s = guidance_scales(None, CFG)
+    assert s == {"audio": 0.5, "gaze": 1.0, "distance": 0.0, "emotion": 0.0}
+    more = guidance_scales({"emotion": 2}, CFG)
+    assert more["emotion"] == 2.0 and more["audio"] == 0.5 and more["gaze"] == 1.0   # the rest keep their defaults
+
+
+# ----------------------------------------------------------------------------------- conditions and dropout
+
+
+def test_condition_dropout_rates_are_the_papers():
+    n = 40000
+    gen = torch.Generator().manual_seed(0)
+    ok = torch.rand(n, generator=gen) < 0.8
+    m = drop_masks(n, CFG, gen, prev_ok=ok)
+    se = lambda p: 4 * math.sqrt(p * (1 - p) / n)          # noqa: E731
+    for c in CONDITIONS:
+        assert abs(float(m[c].float().mean()) - 0.1) < se(0.1), c
+    both = float((m["audio"] & m["gaze"]).float().mean())
+    assert abs(both - 0.01) < se(0.01)                       # independent conditions
+    assert bool(m["prev"][~ok].all())                        # no history: always dropped
+    assert abs(float(m["prev"][ok].float().mean()) - 0.5) < se(0.5)
+    cut = m["audio_len"] < CFG.window
+    assert abs(float(cut.float().mean()) - CFG.audio_trunc) < se(CFG.audio_trunc)
+    assert int(m["audio_len"][cut].min()) >= 1 and int(m["audio_len"].max()) == CFG.window
+
+
+def test_dropped_or_cut_conditions_do_not_reach_the_output(net):
+    gen = torch.Generator().manual_seed(1)
+    x, t = torch.randn(1, CFG.window, M, generator=gen), torch.tensor([300])
+    cond = random_cond(1, gen)
+    other = random_cond(1, gen)
+    yes, no = torch.ones(1, dtype=torch.bool), torch.zeros(1, dtype=torch.bool)
+    with torch.no_grad():
+        for c, keys in (("gaze", ["gaze"]), ("emotion", ["emotion"]), ("audio", ["audio"]),
+                        ("prev", ["prev_motion", "prev_audio"])):
+            swapped = {**cond, **{k: other[k] for k in keys}}
+            kept = [net(x, t, {**z, "drop": {c: no}}) for z in (cond, swapped)]
+            dropped = [net(x, t, {**z, "drop": {c: yes}}) for z in (cond, swapped)]
+            assert not torch.allclose(*kept, atol=1e-4), c         # the condition matters when kept
+            assert torch.allclose(*dropped, atol=1e-6), c          # and not at all when dropped
+        # truncated audio: frames after audio_len do not count
+        cut = {**cond, "audio_len": torch.tensor([7])}
+        late = cond["audio"].clone()
+        late[:, 7:] = torch.randn(1, CFG.window - 7, DA, generator=gen)
+        assert torch.allclose(net(x, t, cut), net(x, t, {**cut, "audio": late}), atol=1e-6)
+
+
+# -------------------------------------------------------------------------------------------------- data
+
+
+def test_windows_come_from_the_cached_sequences():
+    from vasa_lite.motion.data import cache_dir, motion_data, sample_windows
+
+    data = motion_data("smoke", "train", progress=False)
+    n_frames = len(data["motion"])
+    assert data["motion"].shape == (n_frames, M) and data["audio"].shape == (n_frames, DA)
+    assert data["offsets"][-1] == n_frames and np.isfinite(data["motion"]).all()
+    assert np.allclose(data["emotion"].sum(1), 1, atol=1e-4)
+    assert list(cache_dir("smoke").glob("train_*.npz"))
+    gen = torch.Generator().manual_seed(0)
+    w = sample_windows(data, 64, CFG.window, CFG.prev, gen)
+    off = data["offsets"]
+    for i in range(64):
+        m = w["motion"][i].numpy()
+        row = np.flatnonzero((data["motion"] == m[0]).all(1))[0]      # where the window starts
+        clip = np.searchsorted(off, row, side="right") - 1
+        n = int(w["audio_len"][i])
+        assert np.array_equal(m[:n], data["motion"][row:row + n]) and row + n <= off[clip + 1]
+        assert bool(w["valid"][i, :n].all()) and not bool(w["valid"][i, n:].any())
+        if bool(w["prev_ok"][i]):
+            assert np.array_equal(w["prev_motion"][i].numpy(), data["motion"][row - CFG.prev:row])
+            assert row - CFG.prev >= off[clip]
+        assert np.isclose(float(w["distance"][i]), data["distance"][row:row + n].mean(), atol=1e-5)
+
+
+def test_checkpoint_identity_changes_with_content(tmp_path):
+    from vasa_lite.motion.data import file_identity
+
+    f = tmp_path / "x.pt"
+    f.write_bytes(b"one")
+    a = file_identity(f)
+    f.write_bytes(b"two")
+    assert file_identity(f) != a and len(a) == 12
+    assert file_identity(tmp_path / "none.pt") == "missing"
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def test_training_lowers_the_loss_and_stores_what_generation_needs(trained):
+    rows = read_log(trained["motion"]["log"])
+    assert rows[-1]["step"] == 60
+    assert np.mean([r["loss"] for r in rows[-2:]]) < 0.8 * rows[0]["loss"]
+    model = trained["model"]
+    meta = model.meta
+    assert meta["component"] == "motion" and meta["preset"] == "smoke" and meta["steps"] == 60
+    extra = meta["extra"]
+    assert np.allclose(model.motion_mean.numpy(), extra["stats"]["mean"])          # stats travel in the weights
+    assert np.allclose(model.motion_std.numpy(), extra["stats"]["std"]) and float(model.motion_std.min()) > 0
+    assert set(extra["sources"]) == {"latent", "audio", "attributes", "world"}
+    assert np.isfinite(meta["metrics"]["val_loss"])
+
+
+def test_training_resumes_exactly(tmp_path, monkeypatch, one_thread):
+    import vasa_lite.motion.data as md
+
+    real, calls = md.sample_windows, []
+
+    def stop_at_7(*a, **k):                                  # Ctrl-C at the start of step 7
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(md, "sample_windows", stop_at_7)
+    with pytest.raises(KeyboardInterrupt):
+        train_motion("smoke", steps=12, out=tmp_path / "a.pt", progress=False)
+    assert resume_path(tmp_path / "a.pt").exists()
+    monkeypatch.setattr(md, "sample_windows", real)
+    resumed = train_motion("smoke", steps=12, out=tmp_path / "a.pt", progress=False)
+    straight = train_motion("smoke", steps=12, out=tmp_path / "b.pt", progress=False)
+    assert resumed["resumed_from"] == 7 and resumed["steps_this_run"] == 5
+    a = load_motion("smoke", tmp_path / "a.pt").state_dict()
+    b = load_motion("smoke", tmp_path / "b.pt").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_regression_baseline_trains_and_generates(trained):
+    rows = read_log(trained["regression"]["log"])
+    assert np.mean([r["loss"] for r in rows[-2:]]) < 0.8 * rows[0]["loss"]
+    base = trained["baseline"]
+    assert base.regression and base.meta["component"] == "regression"
+    assert trained["regression"]["checkpoint"].endswith("regression_smoke.pt")
+    feats = torch.randn(53, DA, generator=torch.Generator().manual_seed(0))
+    out = generate_motion(feats, model=base)
+    assert out.shape == (53, M) and torch.isfinite(out).all()
+    assert torch.equal(out, generate_motion(feats, model=base, seed=5))        # no noise: no seed dependence
+
+
+# ---------------------------------------------------------------------------------------------- generation
+
+
+@pytest.mark.parametrize("frames", [1, CFG.window, CFG.window + 1, 137])
+def test_generation_covers_any_length(trained, frames):
+    feats = torch.randn(frames, DA, generator=torch.Generator().manual_seed(frames))
+    out = generate_motion(feats, model=trained["model"], sampler="ddim", steps=5, seed=0)
+    assert out.shape == (frames, M) and torch.isfinite(out).all()
+
+
+def test_generation_is_reproducible_by_seed_and_follows_the_previous_window(trained):
+    model = trained["model"]
+    feats = torch.randn(137, DA, generator=torch.Generator().manual_seed(0))
+    a = generate_motion(feats, model=model, seed=3)                           # 50 DDPM steps, default guidance
+    b = generate_motion(feats, model=model, seed=3)
+    c = generate_motion(feats, model=model, seed=4)
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    # changing only the first window's audio changes the second window, through its previous-window condition
+    other = feats.clone()
+    other[:CFG.window] = torch.randn(CFG.window, DA, generator=torch.Generator().manual_seed(9))
+    d = generate_motion(other, model=model, seed=3)
+    W = CFG.window
+    assert not torch.allclose(a[W:2 * W], d[W:2 * W], atol=1e-3 * float(model.motion_std.min()))
+
+
+def test_controls_default_to_the_papers_and_change_the_motion(trained):
+    model = trained["model"]
+    feats = torch.randn(30, DA, generator=torch.Generator().manual_seed(1))
+    kw = dict(model=model, sampler="ddim", steps=5, seed=0)
+    default = generate_motion(feats, **kw)
+    explicit = generate_motion(feats, gaze=(0, 0), distance=float(model.distance_mean), **kw)
+    assert torch.allclose(default, explicit, atol=1e-6)                      # forward gaze, mean distance
+    assert not torch.allclose(default, generate_motion(feats, gaze=(20, -10), **kw))
+    assert not torch.allclose(default, generate_motion(feats, emotion="happy", **kw))
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(audio_features=torch.zeros(0, DA)), "shorter than one video frame"),
+    (dict(audio_features=torch.zeros(10, DA + 1)), f"[T, {DA}]"),
+    (dict(audio_features=torch.full((10, DA), float("nan"))), "NaN"),
+    (dict(gaze=(45, 0)), "[-30, 30]"),
+    (dict(gaze=(0, -25)), "gaze pitch must be in [-20, 20]"),
+    (dict(gaze=3.0), "(yaw, pitch)"),
+    (dict(distance=2.0), "[0.8, 1.25]"),
+    (dict(emotion="bored"), "neutral, happy, sad, angry, surprised"),
+    (dict(guidance={"audio": -1}), "'audio'"),
+    (dict(guidance={"gaze": float("nan")}), "'gaze'"),
+    (dict(sampler="euler"), "ddpm, ddim"),
+])
+def test_bad_generation_inputs_say_what_to_fix(trained, kwargs, needle):
+    args = {"audio_features": torch.zeros(10, DA), "model": trained["model"], **kwargs}
+    with pytest.raises(InputError) as err:
+        generate_motion(**args)
+    assert needle in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_wires_motion_and_its_baseline():
+    from vasa_lite.cli import COMPONENTS, _resolve, build_parser, main
+
+    train, ev = COMPONENTS["motion"]
+    assert _resolve(train) is train_motion and callable(_resolve(ev))
+    args = build_parser().parse_args(["train", "motion", "--preset", "smoke", "--baseline", "regression"])
+    assert args.component == "motion" and args.baseline == "regression"
+    assert main(["train", "latent", "--preset", "smoke", "--baseline", "regression"]) == 2   # motion only
+
+
+def test_shipped_smoke_checkpoints_load():
+    from vasa_lite.motion.train import checkpoint_file
+
+    if not checkpoint_file("smoke").exists() or not checkpoint_file("smoke", "regression").exists():
+        pytest.skip("smoke motion checkpoints not trained yet: vasa-lite train motion --preset smoke")
+    model = load_motion("smoke")
+    base = load_motion("smoke", baseline=True)
+    assert isinstance(model, MotionTransformer) and not model.regression and base.regression
+    out = generate_motion(torch.zeros(5, DA), model=model, sampler="ddim", steps=3)
+    assert out.shape == (5, M)

@@ -1,0 +1,144 @@
+"""Generating motion for speech of any length, window by window (VASA-1's sliding windows).
+
+Audio of T frames is cut into ceil(T / W) windows of W frames. Each window is sampled by the reverse diffusion
+process (50 DDPM steps by default, or fewer deterministic DDIM steps) with multi-condition CFG, conditioned on:
+- its audio features; the last window is shorter than W, and its missing frames are the "truncated audio" the
+  network was trained with;
+- the last P generated motion frames of the previous window and their audio; the first window has no previous
+  window, so that condition is dropped, as it was half the time in training;
+- the controls, the same for every window: gaze (yaw, pitch in degrees), head distance, emotion. When none is
+  given: forward gaze (0, 0) and the training set's mean distance, both still guided, and no emotion (its
+  condition is dropped), the paper's defaults.
+The windows follow each other with no overlap; the result is cut to T frames and de-normalised to the latent
+model's units: [T, 6 + dyn_dim] = [z_pose, z_dyn] per frame, ready for FaceLatentModel.decode.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from vasa_lite.errors import InputError
+from vasa_lite.motion.guidance import guidance_scales, guided_x0
+from vasa_lite.motion.schedule import SAMPLERS, NoiseSchedule, make_sampler
+from vasa_lite.world.params import EMOTIONS, FACTORS
+
+
+def _number(name: str, value, low: float, high: float, unit: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number in [{low:g}, {high:g}] {unit}, got {value!r}") from None
+    if not math.isfinite(v) or not low <= v <= high:
+        raise InputError(f"{name} must be in [{low:g}, {high:g}] {unit}, got {value!r}")
+    return v
+
+
+def check_controls(gaze=None, distance=None, emotion=None) -> dict:
+    """Validated controls: gaze (yaw, pitch) degrees or None, distance or None, emotion name or None.
+    An InputError gives the accepted range, or the emotion names."""
+    out = {"gaze": None, "distance": None, "emotion": None}
+    if gaze is not None:
+        try:
+            yaw, pitch = gaze
+        except (TypeError, ValueError):
+            raise InputError(f"gaze must be (yaw, pitch) in degrees, e.g. (0, 0) for forward; got {gaze!r}") from None
+        fy, fp = FACTORS["gaze_yaw"], FACTORS["gaze_pitch"]
+        out["gaze"] = (_number("gaze yaw", yaw, fy.low, fy.high, "degrees"),
+                       _number("gaze pitch", pitch, fp.low, fp.high, "degrees"))
+    if distance is not None:
+        f = FACTORS["distance"]
+        out["distance"] = _number("distance", distance, f.low, f.high, "(relative to the mean head distance, 1.0)")
+    if emotion is not None:
+        if not isinstance(emotion, str) or emotion not in EMOTIONS:
+            raise InputError(f"unknown emotion {emotion!r}; choose one of: {', '.join(EMOTIONS)} (or None for none)")
+        out["emotion"] = emotion
+    return out
+
+
+def _check_features(audio_features, model) -> torch.Tensor:
+    x = audio_features
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not torch.is_tensor(x):
+        raise InputError(f"audio_features must be a tensor or array [T, {model.audio_dim}] (from vasa_lite.audio."
+                         f"encode), got {type(audio_features).__name__}")
+    if x.dim() != 2 or x.shape[1] != model.audio_dim:
+        raise InputError(f"audio_features have shape {tuple(x.shape)}; give [T, {model.audio_dim}] per-frame features "
+                         "of this preset's audio encoder (vasa_lite.audio.encode)")
+    if x.shape[0] < 1:
+        raise InputError("audio is shorter than one video frame (40 ms): no motion to generate; give at least 40 ms "
+                         "of speech")
+    x = x.float()
+    if not torch.isfinite(x).all():
+        raise InputError("audio_features contain NaN or Inf; encode finite audio with vasa_lite.audio.encode")
+    return x
+
+
+@torch.no_grad()
+def generate_motion(audio_features, gaze=None, distance=None, emotion=None, guidance: "dict | None" = None,
+                    steps: "int | None" = None, sampler: str = "ddpm", seed: int = 0, model=None, preset="cpu",
+                    device=None, progress: bool = False) -> torch.Tensor:
+    """Motion [T, 6 + dyn_dim] ([z_pose, z_dyn] per frame, the latent model's units) for T frames of audio features.
+
+    audio_features: [T, D] from vasa_lite.audio.encode (25 fps), any T >= 1. gaze: (yaw, pitch) in degrees
+    (default forward); distance: in [0.8, 1.25] (default the training mean); emotion: one of EMOTIONS (default
+    none). guidance: {condition: scale} over audio, gaze, distance, emotion (default the preset's: audio 0.5,
+    gaze 1.0). steps: sampling steps (default 50 for "ddpm", the preset's ddim_steps for "ddim"). seed: the same
+    seed gives the same motion. model: a trained motion generator (default load_motion(preset)); a regression
+    baseline predicts each window in one pass and ignores guidance, steps and sampler."""
+    from vasa_lite.device import pick_device
+
+    if model is None:
+        from vasa_lite.motion.train import load_motion
+
+        model = load_motion(preset, device=device)
+    dev = model.motion_mean.device if device is None else pick_device(device)
+    model = model.to(dev).eval()
+    cfg = model.cfg
+    feats = _check_features(audio_features, model).to(dev)
+    controls = check_controls(gaze, distance, emotion)
+    scales = guidance_scales(guidance, cfg)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"seed must be an integer, got {seed!r}")
+    if sampler not in SAMPLERS:
+        raise InputError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+    smp = None
+    if not model.regression:
+        schedule = NoiseSchedule(cfg.diffusion_steps, cfg.schedule)
+        steps = steps if steps is not None else (cfg.ddim_steps if sampler == "ddim" else cfg.sample_steps)
+        smp = make_sampler(sampler, schedule, steps)
+    gen = torch.Generator().manual_seed(int(seed))
+
+    W, P = cfg.window, cfg.prev
+    T = feats.shape[0]
+    g = controls["gaze"] or (0.0, 0.0)                                 # forward gaze
+    d = controls["distance"] if controls["distance"] is not None else float(model.distance_mean)   # mean distance
+    e = torch.zeros(1, len(EMOTIONS), device=dev)
+    if controls["emotion"] is not None:
+        e[0, EMOTIONS.index(controls["emotion"])] = 1.0
+    base = {"gaze": torch.tensor([g], dtype=torch.float32, device=dev),
+            "distance": torch.tensor([d], dtype=torch.float32, device=dev),
+            "emotion": e if controls["emotion"] is not None else None}
+    out = torch.zeros(T, model.motion_dim, device=dev)                   # normalised motion
+    n_windows = math.ceil(T / W)
+    from tqdm.auto import tqdm
+
+    for k in tqdm(range(n_windows), desc="motion windows", disable=not progress, unit="window"):
+        a, b = k * W, min(T, (k + 1) * W)
+        audio = torch.zeros(1, W, feats.shape[1], device=dev)
+        audio[0, :b - a] = feats[a:b]
+        cond = {**base, "audio": audio, "audio_len": torch.tensor([b - a], device=dev)}
+        if k > 0:                                                         # the previous window's last P frames
+            cond["prev_motion"] = out[a - P:a][None]
+            cond["prev_audio"] = feats[a - P:a][None]
+        if model.regression:
+            x0 = model(None, None, cond)
+        else:
+            x0 = smp.sample(lambda x, t: guided_x0(model, x, t, cond, scales), (1, W, model.motion_dim), gen, dev)
+        out[a:b] = x0[0, :b - a]
+    return model.denormalise(out).cpu()
+
+
+__all__ = ["generate_motion", "check_controls"]

@@ -1,0 +1,249 @@
+"""Training the motion generator: `vasa-lite train motion --preset P [--baseline regression]`.
+
+Each step draws B windows of W frames from the cached motion sequences (data.sample_windows), then, as VASA-1:
+- drops each condition (audio, gaze, distance, emotion) independently with probability cond_dropout = 0.1, and
+  the previous window's motion and audio together with prev_dropout = 0.5 (so a first window needs no history);
+  a window with no history in its clip always has it dropped;
+- cuts the window's final audio frames with probability audio_trunc (uniformly 1 .. W-1 frames kept), so audio
+  shorter than a window can be generated;
+- noises the normalised motion X_0 to X_t = sqrt(abar_t) X_0 + sqrt(1 - abar_t) eps with t uniform over the T
+  training steps, and minimises the simple loss E || X_0 - H(X_t, t, C) ||^2 over the window's real frames,
+  plus velocity_weight times the same loss on frame-to-frame differences (an ablation; 0 in the paper).
+
+baseline="regression": the same network without noise (network.MotionTransformer(regression=True)) maps the
+conditions straight to the motion with the same loss and the same condition dropout: the baseline the diffusion
+model must beat. It is saved as regression_<preset>.pt.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vasa_lite.errors import CheckpointError, InputError
+from vasa_lite.motion.network import CONDITIONS, MotionTransformer, build_network
+from vasa_lite.motion.schedule import NoiseSchedule
+
+BASELINES = ("regression",)
+# MotionConfig settings that change training or sampling, not the weights: a checkpoint stays loadable.
+TRAINING_ONLY = ("cond_dropout", "prev_dropout", "audio_trunc", "velocity_weight", "guidance_audio", "guidance_gaze",
+                 "sample_steps", "ddim_steps")
+
+
+def component_name(baseline=None) -> str:
+    """"motion" for the diffusion model, "regression" for the baseline (the checkpoint's component and file stem)."""
+    if baseline in (None, False, "", "none"):
+        return "motion"
+    if baseline is True or baseline in BASELINES:
+        return "regression"
+    raise InputError(f"unknown motion baseline {baseline!r}; choose one of: {', '.join(BASELINES)}")
+
+
+def checkpoint_file(preset="cpu", baseline=None) -> Path:
+    from vasa_lite.checkpoints import checkpoint_path
+    from vasa_lite.config import get_preset
+
+    return checkpoint_path(component_name(baseline), get_preset(preset).name)
+
+
+def drop_masks(n: int, cfg, generator: torch.Generator, prev_ok: "torch.Tensor | None" = None) -> dict:
+    """Which conditions each of n training samples loses: {condition: bool [n]} for audio, gaze, distance,
+    emotion (each with probability cfg.cond_dropout) and prev (cfg.prev_dropout, and always where prev_ok is
+    False), plus "audio_len" [n]: the audio frames kept (W, or with probability cfg.audio_trunc 1 .. W-1)."""
+    out = {c: torch.rand(n, generator=generator) < cfg.cond_dropout for c in CONDITIONS}
+    out["prev"] = torch.rand(n, generator=generator) < cfg.prev_dropout
+    if prev_ok is not None:
+        out["prev"] |= ~prev_ok.bool()
+    cut = torch.rand(n, generator=generator) < cfg.audio_trunc
+    kept = torch.randint(1, max(2, cfg.window), (n,), generator=generator)
+    out["audio_len"] = torch.where(cut, kept, torch.full((n,), cfg.window))
+    return out
+
+
+def make_condition(batch: dict, model: MotionTransformer, masks: "dict | None" = None, device=None) -> dict:
+    """The network's condition dict for a batch of windows (sample_windows), with drop masks applied."""
+    dev = device or batch["motion"].device
+    masks = masks or {}
+    audio_len = batch["audio_len"]
+    if "audio_len" in masks:
+        audio_len = torch.minimum(audio_len, masks["audio_len"])
+    n = len(audio_len)
+    drop = {c: masks.get(c, torch.zeros(n, dtype=torch.bool)).to(dev) for c in CONDITIONS}
+    drop["prev"] = masks.get("prev", ~batch["prev_ok"]).to(dev)          # no history in the clip: always dropped
+    return {"audio": batch["audio"].to(dev), "audio_len": audio_len.to(dev),
+            "prev_motion": model.normalise(batch["prev_motion"].to(dev)), "prev_audio": batch["prev_audio"].to(dev),
+            "gaze": batch["gaze"].to(dev), "distance": batch["distance"].to(dev), "emotion": batch["emotion"].to(dev),
+            "drop": drop}
+
+
+def motion_loss(model: MotionTransformer, schedule: "NoiseSchedule | None", batch: dict, cond: dict,
+                generator: torch.Generator, velocity_weight: float = 0.0, t: "torch.Tensor | None" = None) -> dict:
+    """{"loss", "x0" [, "velocity"]}: the simple x0 loss over the window's real frames (+ velocity term)."""
+    dev = cond["audio"].device
+    x0 = model.normalise(batch["motion"].to(dev))
+    valid = batch["valid"].to(dev).float()[..., None]
+    if model.regression:
+        pred = model(None, None, cond)
+    else:
+        b = x0.shape[0]
+        t = schedule.sample_timesteps(b, generator) if t is None else t
+        noise = torch.randn(x0.shape, generator=generator).to(dev)
+        pred = model(schedule.q_sample(x0, t.to(dev), noise), t.to(dev), cond)
+    m = x0.shape[-1]
+    x0_loss = ((pred - x0) ** 2 * valid).sum() / (valid.sum() * m).clamp_min(1)
+    out = {"loss": x0_loss, "x0": x0_loss.detach()}
+    if velocity_weight > 0:
+        vv = valid[:, 1:] * valid[:, :-1]
+        vel = ((pred.diff(dim=1) - x0.diff(dim=1)) ** 2 * vv).sum() / (vv.sum() * m).clamp_min(1)
+        out["loss"] = x0_loss + velocity_weight * vel
+        out["velocity"] = vel.detach()
+    return out
+
+
+def train_motion(preset="cpu", seed: int = 0, device=None, steps: "int | None" = None, resume: bool = True,
+                 out=None, progress: bool = True, baseline=None, root=None, world_root=None, overrides=None,
+                 latent=None) -> dict:
+    """Train the motion generator (or, with baseline="regression", the regression baseline); returns a summary.
+
+    overrides: MotionConfig fields to change for this run (e.g. {"velocity_weight": 1.0}); root: the motion cache
+    folder; world_root: the world's; latent: another latent checkpoint of the preset to encode the motion with
+    (default the preset's, data/checkpoints/latent_<preset>.pt). The checkpoint records the preset, steps, metrics,
+    the normalisation statistics (also in the weights, as buffers) and the identity of the latent, audio and
+    attribute checkpoints."""
+    from vasa_lite.config import get_preset
+    from vasa_lite.device import pick_device, seed_everything
+    from vasa_lite.motion.data import control_errors, motion_data, motion_stats, sample_windows
+    from vasa_lite.training import Trainer
+
+    p = get_preset(preset)
+    component = component_name(baseline)
+    regression = component == "regression"
+    cfg = dataclasses.replace(p.motion, **(overrides or {}))
+    seed_everything(seed)
+    dev = pick_device(device)
+    data = motion_data(p, "train", root=root, world_root=world_root, progress=progress, device=dev, latent=latent)
+    val = motion_data(p, "val", root=root, world_root=world_root, progress=progress, device=dev, latent=latent)
+    stats = motion_stats(data)
+    model = MotionTransformer(cfg, data["motion"].shape[1], data["audio"].shape[1], regression=regression).to(dev)
+    model.set_stats(stats)
+    schedule = None if regression else NoiseSchedule(cfg.diffusion_steps, cfg.schedule)
+    steps = int(steps or cfg.steps)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4, betas=(0.9, 0.99))
+    warm = max(1, min(500, steps // 20))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))))
+
+    def step_fn(step, gen):
+        batch = sample_windows(data, cfg.batch_size, cfg.window, cfg.prev, gen)
+        masks = drop_masks(cfg.batch_size, cfg, gen, batch["prev_ok"])
+        cond = make_condition(batch, model, masks, dev)
+        return motion_loss(model, schedule, batch, cond, gen, cfg.velocity_weight)
+
+    def eval_fn():
+        return validation_loss(model, val, schedule, seed=seed)
+
+    path = Path(out) if out else checkpoint_file(p, baseline)
+    extra = {"config": dataclasses.asdict(cfg), "baseline": "regression" if regression else None,
+             "motion_dim": int(data["motion"].shape[1]), "audio_dim": int(data["audio"].shape[1]),
+             "stats": stats, "sources": data["meta"]["ids"], "train_clips": int(len(data["offsets"]) - 1),
+             "train_frames": int(len(data["motion"])), "controls_vs_truth": control_errors(data)}
+    trainer = Trainer(model, opt, component=component, preset=p, path=path, scheduler=sched, seed=seed,
+                      progress=progress, ckpt_every=max(20, min(500, steps // 10)), log_every=10, extra=extra)
+    summary = trainer.fit(step_fn, steps, resume=resume, eval_fn=eval_fn)
+    summary["parameters"] = sum(q.numel() for q in model.parameters())
+    summary["size_mb"] = round(path.stat().st_size / 2**20, 2)
+    return summary
+
+
+@torch.no_grad()
+def validation_loss(model: MotionTransformer, data: dict, schedule: "NoiseSchedule | None" = None, n: int = 64,
+                    seed: int = 0, levels=(0.1, 0.5, 0.9)) -> dict:
+    """x0 loss on fixed held-out windows with every condition kept (history where the clip has it): at a few
+    noise levels t / T for the diffusion model, once for the regression baseline."""
+    from vasa_lite.motion.data import sample_windows
+
+    was = model.training
+    model.eval()
+    cfg = model.cfg
+    gen = torch.Generator().manual_seed(seed + 12345)
+    batch = sample_windows(data, n, cfg.window, cfg.prev, gen)
+    dev = model.motion_mean.device
+    cond = make_condition(batch, model, None, dev)
+    out = {}
+    if model.regression:
+        out["val_loss"] = float(motion_loss(model, None, batch, cond, gen)["x0"])
+    else:
+        schedule = schedule or NoiseSchedule(cfg.diffusion_steps, cfg.schedule)
+        for lv in levels:
+            t = torch.full((n,), min(schedule.steps - 1, int(lv * schedule.steps)), dtype=torch.long)
+            out[f"val_loss_t{lv:g}"] = float(motion_loss(model, schedule, batch, cond, gen, t=t)["x0"])
+        out["val_loss"] = float(np.mean([out[f"val_loss_t{lv:g}"] for lv in levels]))
+    model.train(was)
+    return out
+
+
+def load_motion(preset="cpu", path=None, device=None, baseline=False) -> MotionTransformer:
+    """The trained motion generator of a preset (data/checkpoints/motion_<preset>.pt), or with baseline=True (or
+    "regression") the regression baseline (regression_<preset>.pt); eval mode, frozen, cached.
+
+    Warns when the latent model the generator was trained on is not the preset's current one: its motion would
+    then be in another latent space."""
+    from vasa_lite.checkpoints import checkpoint_path
+    from vasa_lite.config import get_preset
+    from vasa_lite.training import load_trained
+
+    p = get_preset(preset)
+    component = component_name(baseline)
+    path = Path(path) if path else checkpoint_file(p, baseline)
+    if not path.exists():
+        flag = " --baseline regression" if component == "regression" else ""
+        raise CheckpointError(f"checkpoint not found: {path}; train it with `vasa-lite train motion --preset {p.name}"
+                              f"{flag}` or check the path")
+    model = load_trained(component, p, path, device, lambda q: q.motion,
+                         lambda q: build_network(q, regression=component == "regression"),
+                         frozen=True, training_only=TRAINING_ONLY)
+    from vasa_lite.motion.data import file_identity
+
+    trained_on = ((model.meta.get("extra") or {}).get("sources") or {}).get("latent")
+    now = file_identity(checkpoint_path("latent", p.name))
+    if trained_on and now != "missing" and trained_on != now:
+        warnings.warn(f"{path} was trained on another latent model (latent {trained_on}, now {now}); its motion "
+                      f"codes may not fit: retrain with `vasa-lite train motion --preset {p.name}`", stacklevel=2)
+    return model
+
+
+def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "int | None" = None,
+                root=None, world_root=None) -> dict:
+    """`vasa-lite eval motion`: held-out x0 loss on test windows, and the generation speed (frames/s with the
+    default guidance and sampler). The paper's figures (CAPP, SyncNet, ΔP, FVD) come with the full pipeline."""
+    import time
+
+    from vasa_lite.checkpoints import load_checkpoint
+    from vasa_lite.config import get_preset
+    from vasa_lite.motion.data import first_clips, motion_data
+    from vasa_lite.motion.generate import generate_motion
+
+    p = get_preset(preset)
+    path = Path(checkpoint) if checkpoint else checkpoint_file(p)
+    _, meta = load_checkpoint(path)
+    baseline = meta.get("component") == "regression"
+    model = load_motion(p, path, device, baseline=baseline)
+    data = motion_data(p, "test", root=root, world_root=world_root, progress=False, device=device)
+    if limit:
+        data = first_clips(data, int(limit))
+    out = {"component": meta.get("component"), "preset": p.name, "checkpoint": str(path),
+           "trained_steps": meta["steps"], "train_seconds": meta["metrics"].get("train_seconds"),
+           **{f"test_{k[4:]}": v for k, v in validation_loss(model, data, seed=seed).items()}}
+    feats = torch.from_numpy(data["audio"][:100])
+    t0 = time.perf_counter()
+    generate_motion(feats, model=model, preset=p, seed=seed)
+    out["generate_frames_per_s"] = round(len(feats) / (time.perf_counter() - t0), 1)
+    return out
+
+
+__all__ = ["train_motion", "load_motion", "eval_motion", "drop_masks", "make_condition", "motion_loss",
+           "validation_loss", "checkpoint_file", "component_name", "TRAINING_ONLY"]
