@@ -31,7 +31,7 @@ COMPONENTS = {
     "instruments": ("vasa_lite.metrics:train_instruments", "vasa_lite.metrics:eval_instruments"),
     "latent": ("vasa_lite.latent.train:train_latent", "vasa_lite.latent.evaluate:eval_latent"),
     # the diffusion motion generator; --baseline regression trains the regression baseline instead
-    "motion": ("vasa_lite.motion.train:train_motion", "vasa_lite.motion.train:eval_motion"),
+    "motion": ("vasa_lite.motion.train:train_motion", "vasa_lite.motion.evaluate:eval_motion"),
 }
 # Components that can also learn from a folder of real talking videos (--data DIR), start from a checkpoint
 # (--init) and take config changes (--set KEY=VALUE).
@@ -61,6 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", default="en", help="language of --text (see `vasa-lite world languages`)")
 
     _common(sub.add_parser("doctor", help="print the environment: device, versions, ffmpeg, espeak-ng"))
+
+    p = _threads(_common(sub.add_parser(
+        "animate", help="a talking-face mp4 with sound from one portrait and one speech clip; prints JSON")))
+    p.add_argument("--image", required=True, help="the portrait: an image file, or grace_hopper / astronaut")
+    p.add_argument("--audio", required=True, help="the speech: wav, mp3, m4a, flac... (anything ffmpeg reads)")
+    p.add_argument("--out", required=True, help="the video to write (.mp4)")
+    p.add_argument("--gaze", nargs=2, type=float, default=None, metavar=("YAW", "PITCH"),
+                   help="main gaze direction in degrees (default 0 0: at the camera)")
+    p.add_argument("--distance", type=float, default=None, help="head distance in [0.8, 1.25] (default: the mean)")
+    p.add_argument("--emotion", default=None, help="neutral, happy, sad, angry or surprised (default: none)")
+    p.add_argument("--guidance-audio", type=float, default=None, help="CFG scale of the audio (default 0.5)")
+    p.add_argument("--guidance-gaze", type=float, default=None, help="CFG scale of the gaze (default 1.0)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default 50 DDPM, 10 DDIM)")
+    p.add_argument("--sampler", default="ddpm", help="ddpm (the paper's) or ddim (faster)")
+    p.add_argument("--pose", default="relative", help="relative (to the portrait's pose, default) or absolute")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("world", help="the talking-head world: build the dataset, list languages")
     wsub = p.add_subparsers(dest="world_command", required=True, metavar="ACTION")
@@ -121,6 +137,24 @@ def _cmd_demo(args) -> int:
     path = run_demo(out=args.out, preset=args.preset, seed=args.seed, text=args.text, lang=args.lang,
                     device=args.device, progress=True)
     print(f"wrote {path}")
+    return 0
+
+
+def _cmd_animate(args) -> int:
+    from pathlib import Path
+
+    from vasa_lite.motion.animate import animate
+
+    if Path(args.out).suffix.lower() not in (".mp4", ".m4v"):
+        raise InputError(f"cannot write {args.out}: videos are written as H.264 MP4, so name the file .mp4")
+    _set_threads(args)
+    guidance = {k: v for k, v in (("audio", args.guidance_audio), ("gaze", args.guidance_gaze)) if v is not None}
+    result = animate(args.image, args.audio, gaze=tuple(args.gaze) if args.gaze else None, distance=args.distance,
+                     emotion=args.emotion, guidance=guidance or None, steps=args.steps, seed=args.seed,
+                     sampler=args.sampler, preset=args.preset, device=args.device, progress=not args.quiet,
+                     pose=args.pose)
+    path = result.save(args.out)
+    print(json.dumps({"out": str(path), **result.summary()}, indent=2))
     return 0
 
 
@@ -223,8 +257,9 @@ def _cmd_notebooks(args) -> int:
     return 1 if problems else 0
 
 
-COMMANDS = {"demo": _cmd_demo, "doctor": _cmd_doctor, "world": _cmd_world, "bench": _cmd_bench,
-            "train": _cmd_train, "eval": _cmd_eval, "inspect": _cmd_inspect, "notebooks": _cmd_notebooks}
+COMMANDS = {"demo": _cmd_demo, "doctor": _cmd_doctor, "animate": _cmd_animate, "world": _cmd_world,
+            "bench": _cmd_bench, "train": _cmd_train, "eval": _cmd_eval, "inspect": _cmd_inspect,
+            "notebooks": _cmd_notebooks}
 
 
 def main(argv=None) -> int:

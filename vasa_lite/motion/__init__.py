@@ -7,8 +7,11 @@
 - schedule: the noise schedule and the DDPM / DDIM samplers;
 - guidance: multi-condition classifier-free guidance in one batched pass;
 - train: condition dropout, the x0 loss, checkpoints (motion_<preset>.pt, regression_<preset>.pt);
-- generate: sliding windows over audio of any length.
+- generate: sliding windows over audio of any length;
+- animate: portrait + speech -> talking-face video (also `vasa_lite.animate`), the pose made relative to the portrait;
+- evaluate: `eval_motion` (the paper's figures with the course's instruments) and `bench_motion` (frames/s).
 """
+from vasa_lite.motion.evaluate import bench_motion, eval_motion
 from vasa_lite.motion.generate import check_controls, generate_motion
 from vasa_lite.motion.guidance import guidance_scales, guided_x0
 from vasa_lite.motion.network import CONDITIONS, MotionTransformer, build_network
@@ -16,4 +19,5 @@ from vasa_lite.motion.schedule import DDIMSampler, DDPMSampler, NoiseSchedule
 from vasa_lite.motion.train import load_motion, train_motion
 
 __all__ = ["generate_motion", "check_controls", "guidance_scales", "guided_x0", "CONDITIONS", "MotionTransformer",
-           "build_network", "DDIMSampler", "DDPMSampler", "NoiseSchedule", "load_motion", "train_motion"]
+           "build_network", "DDIMSampler", "DDPMSampler", "NoiseSchedule", "load_motion", "train_motion", "eval_motion",
+           "bench_motion"]

@@ -216,34 +216,5 @@ def load_motion(preset="cpu", path=None, device=None, baseline=False) -> MotionT
     return model
 
 
-def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "int | None" = None,
-                root=None, world_root=None) -> dict:
-    """`vasa-lite eval motion`: held-out x0 loss on test windows, and the generation speed (frames/s with the
-    default guidance and sampler). The paper's figures (CAPP, SyncNet, ΔP, FVD) come with the full pipeline."""
-    import time
-
-    from vasa_lite.checkpoints import load_checkpoint
-    from vasa_lite.config import get_preset
-    from vasa_lite.motion.data import first_clips, motion_data
-    from vasa_lite.motion.generate import generate_motion
-
-    p = get_preset(preset)
-    path = Path(checkpoint) if checkpoint else checkpoint_file(p)
-    _, meta = load_checkpoint(path)
-    baseline = meta.get("component") == "regression"
-    model = load_motion(p, path, device, baseline=baseline)
-    data = motion_data(p, "test", root=root, world_root=world_root, progress=False, device=device)
-    if limit:
-        data = first_clips(data, int(limit))
-    out = {"component": meta.get("component"), "preset": p.name, "checkpoint": str(path),
-           "trained_steps": meta["steps"], "train_seconds": meta["metrics"].get("train_seconds"),
-           **{f"test_{k[4:]}": v for k, v in validation_loss(model, data, seed=seed).items()}}
-    feats = torch.from_numpy(data["audio"][:100])
-    t0 = time.perf_counter()
-    generate_motion(feats, model=model, preset=p, seed=seed)
-    out["generate_frames_per_s"] = round(len(feats) / (time.perf_counter() - t0), 1)
-    return out
-
-
-__all__ = ["train_motion", "load_motion", "eval_motion", "drop_masks", "make_condition", "motion_loss",
+__all__ = ["train_motion", "load_motion", "drop_masks", "make_condition", "motion_loss",
            "validation_loss", "checkpoint_file", "component_name", "TRAINING_ONLY"]

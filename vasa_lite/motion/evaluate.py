@@ -1,0 +1,311 @@
+"""Measuring the motion generator: `vasa-lite eval motion` (JSON and a markdown table) and `vasa-lite bench motion`.
+
+On the world's *test* clips (actors and sentences never seen in training), each row's motion is rendered by the
+face latent model from the clip's first frame (the "portrait"), exactly as `animate` renders it, and measured with
+the course's instruments, which were trained apart from the generator (`metrics.evaluate`):
+
+- Sc, Sd: SyncNet-lite's lip-sync confidence (higher is better) and distance (lower is better);
+- mouth r: the correlation of the mouth opening the attribute estimator reads (jaw) with the world's TRUE jaw
+  track of the same audio: sync measured against ground truth, which only a world can give;
+- CAPP: the audio-pose score of the re-estimated head pose; ΔP: its liveliness (deg/frame);
+- FVD-lite against the real test clips (so the "real" row is 0 by definition; NOT comparable to published FVD);
+- identity: the identity network's similarity of the frames to the first frame.
+
+Rows: "real" (the true clips, rendered by the world), "real motion, latent decoder" (the true motion encoded and
+decoded from the first frame: the decoder's ceiling), "regression" (the baseline), "diffusion, no guidance",
+"diffusion, default guidance" (audio 0.5, gaze 1.0: the paper's) and "diffusion, 10 steps (DDIM)". Generated rows
+use the default controls (forward gaze, mean distance, no emotion: what a user who gives none gets).
+
+For the generated rows, also:
+- controls: the same clips generated with gaze (15, -10), distance 1.15 and emotion "happy" (`CONTROLS`), read
+  back by the attribute estimator: gaze error (degrees, mean over yaw and pitch of the clip's main gaze, eyes
+  open), distance error (%) and emotion accuracy (clip-level emotion). With relative pose (the default, see
+  motion.animate) distance is relative to the portrait, so the expected distance is the row's own distance
+  without the control times 1.15 / the training mean distance; with absolute pose that is about 1.15 itself;
+- diversity: the mean std of the generated head angles (yaw, pitch, roll, degrees) across 3 seeds for one audio;
+  the regression baseline, which has no noise, scores 0;
+- seams: on a long audio made by concatenating the test clips' audio (cycled up to SEAM_WINDOWS windows), the
+  mean |third difference| of the normalised motion (jerk) where the difference spans a window boundary, inside
+  windows, and their ratio: about 1 when the previous-window condition hides the seams.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vasa_lite.errors import CheckpointError, InputError
+from vasa_lite.world.params import FPS, FRAME_FACTOR_NAMES
+
+CONTROLS = {"gaze": (15.0, -10.0), "distance": 1.15, "emotion": "happy"}
+SEAM_WINDOWS = 4
+DIVERSITY_SEEDS = 3
+REAL, RECON = "real", "real motion, latent decoder"
+# generated rows: keyword arguments of generate_motion (baseline: the regression model)
+GENERATED = {
+    "regression": {"baseline": True},
+    "diffusion, no guidance": {"guidance": {"audio": 0.0, "gaze": 0.0, "distance": 0.0, "emotion": 0.0}},
+    "diffusion, default guidance": {},
+    "diffusion, 10 steps (DDIM)": {"sampler": "ddim", "steps": 10},
+}
+METRICS = ("Sc", "Sd", "mouth_r", "capp", "delta_p", "fvd_lite", "identity")
+
+
+def _mean(values) -> "float | None":
+    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    return round(float(np.mean(v)), 4) if v else None
+
+
+def _corr(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    n = min(len(a), len(b))
+    a, b = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
+    den = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def seam_jerk(motion, window: int) -> dict:
+    """Mean |third difference| (jerk) of a motion [T, M] over the differences that span a window boundary
+    (frames k W - 3 .. k W for k >= 1) and over the others, and their ratio."""
+    x = np.asarray(motion, np.float64)
+    jerk = np.abs(np.diff(x, n=3, axis=0)).mean(1)              # jerk[t] spans frames t .. t + 3
+    t = np.arange(len(jerk))
+    across = np.zeros(len(jerk), bool)
+    for b in range(window, len(x), window):
+        across |= (t < b) & (t + 3 >= b)
+    if not across.any() or across.all():
+        raise InputError(f"seam jerk needs more than one window of {window} frames and frames inside windows; "
+                         f"got {len(x)} frames")
+    at, inside = float(jerk[across].mean()), float(jerk[~across].mean())
+    return {"jerk_boundary": round(at, 5), "jerk_inside": round(inside, 5), "ratio": round(at / max(inside, 1e-12), 3)}
+
+
+def _main_gaze(est: dict) -> np.ndarray:
+    """The clip's main gaze (yaw, pitch): the mean over frames with open eyes (all frames if none)."""
+    from vasa_lite.motion.data import BLINK_SHUT
+
+    g = np.stack([est["gaze_yaw"], est["gaze_pitch"]], 1)
+    open_ = est["blink"] < BLINK_SHUT
+    return g[open_].mean(0) if open_.any() else g.mean(0)
+
+
+def _control_errors(est: dict, ctrl: dict, distance: float) -> dict:
+    """How far a video's estimated attributes are from the requested controls (expected distance `distance`)."""
+    from vasa_lite.instruments.attributes import clip_emotion
+
+    return {"gaze_error_deg": float(np.abs(_main_gaze(est) - np.asarray(ctrl["gaze"])).mean()),
+            "distance_error_pct": 100 * abs(float(est["distance"].mean()) - distance) / distance,
+            "emotion_acc": float(clip_emotion(logits=est["emotion_logits"])["emotion"] == ctrl["emotion"])}
+
+
+def markdown_table(report: dict) -> str:
+    """The report as one markdown table: a row per motion source, '–' where a figure does not apply."""
+    cols = [("Sc ↑", "Sc"), ("Sd ↓", "Sd"), ("mouth r ↑", "mouth_r"), ("CAPP ↑", "capp"), ("ΔP", "delta_p"),
+            ("FVD-lite ↓", "fvd_lite"), ("identity ↑", "identity"), ("gaze err ° ↓", "gaze_error_deg"),
+            ("dist err % ↓", "distance_error_pct"), ("emotion acc ↑", "emotion_acc"), ("diversity °", "diversity"),
+            ("seam jerk ratio", "seam_ratio")]
+    lines = ["| motion | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, row in report["rows"].items():
+        extra = dict(report["controls"]["rows"].get(name, {}))
+        extra["diversity"] = report["diversity"].get(name)
+        extra["seam_ratio"] = (report["seams"]["rows"].get(name) or {}).get("ratio")
+        cells = [{**row, **extra}.get(k) for _, k in cols]
+        lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{v:.3g}" for v in cells) + " |")
+    return "\n".join(lines)
+
+
+@torch.no_grad()
+def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "int | None" = None,
+                baseline=None, pose: str = "relative", controls: "dict | None" = None, world_root=None,
+                progress: bool = False, out_json=None, record: bool = False) -> dict:
+    """Every figure of the motion generator on the test clips (see the module doc), as a dict with "rows",
+    "controls", "diversity", "seams" and "markdown" (the table).
+
+    checkpoint: the diffusion model (default the preset's motion_<preset>.pt); baseline: the regression model
+    (default regression_<preset>.pt; its rows are left out, with a note, when it does not exist). limit: the first
+    `limit` test clips. pose: "relative" or "absolute" (motion.animate). controls: the requested controls
+    (those not given take CONTROLS' values). out_json: also write the report there, and the table beside it (.md). record: also store
+    the figures in the checkpoint's metadata (metrics.record_metrics)."""
+    from tqdm.auto import tqdm
+
+    from vasa_lite.audio import load_audio_encoder
+    from vasa_lite.config import get_preset
+    from vasa_lite.device import pick_device
+    from vasa_lite.instruments.attributes import estimate, load_attributes
+    from vasa_lite.instruments.banks import clip_bank
+    from vasa_lite.instruments.fvd import fvd_features, frechet_distance, load_fvd
+    from vasa_lite.latent.evaluate import codes_of
+    from vasa_lite.latent.model import load_latent
+    from vasa_lite.metrics import FVD_HOP, evaluate
+    from vasa_lite.motion.animate import POSE_MODES, driving_motion, render_motion
+    from vasa_lite.motion.generate import check_controls, generate_motion
+    from vasa_lite.motion.train import checkpoint_file, load_motion
+    from vasa_lite.training import load_split
+
+    t0 = time.perf_counter()
+    p = get_preset(preset)
+    dev = pick_device(device)
+    ctrl = check_controls(**{**CONTROLS, **(controls or {})})
+    if None in ctrl.values():
+        raise InputError(f"eval motion measures all three controls; give gaze, distance and emotion, got {ctrl}")
+    if pose not in POSE_MODES:
+        raise InputError(f"unknown pose mode {pose!r}; choose one of: {', '.join(POSE_MODES)}")
+    notes = []
+    model = load_motion(p, checkpoint, dev)
+    if model.regression:
+        raise InputError("eval motion wants the diffusion model as --checkpoint; the regression baseline is "
+                         "measured beside it (baseline=PATH)")
+    rows_kw = dict(GENERATED)
+    try:
+        base = load_motion(p, baseline, dev, baseline=True)
+    except CheckpointError as exc:
+        base = None
+        rows_kw.pop("regression")
+        notes.append(f"regression row skipped: {exc}")
+    latent, att, encoder, fnet = (load_latent(p, device=dev), load_attributes(p, device=dev),
+                                  load_audio_encoder(p, device=dev), load_fvd(p, device=dev))
+    bank = clip_bank(p, "test", world_root=world_root, progress=progress)
+    clips = load_split(p, "test", limit=limit, root=world_root)
+    if not clips:
+        raise InputError(f"the '{p.name}' world has no test clips; build it: vasa-lite world build --preset {p.name}")
+    off = np.asarray(bank["offsets"])
+    jaw_col = FRAME_FACTOR_NAMES.index("jaw")
+    mean_pose = model.motion_mean[:6].cpu()
+
+    def generate(feats, kw, seed_, **c):
+        kw = dict(kw)
+        m = base if kw.pop("baseline", False) else model
+        return generate_motion(feats, model=m, seed=seed_, **kw, **c)
+
+    names = [REAL, RECON] + list(rows_kw)
+    per = {n: {k: [] for k in METRICS} for n in names}
+    feats_fvd = {n: [] for n in names}
+    ctrl_per = {n: {"gaze_error_deg": [], "distance_error_pct": [], "emotion_acc": []} for n in rows_kw}
+    first_feats = None
+    for ci, clip in enumerate(tqdm(clips, desc="eval motion", disable=not progress, unit="clip")):
+        a, b = int(off[ci]), int(off[ci + 1])
+        real = torch.from_numpy(np.array(bank["frames"][a:b])).float() / 255
+        audio = clip["audio"]
+        feats = encoder.encode_array(audio)
+        first_feats = feats if first_feats is None else first_feats
+        source = latent.encode_source(real[:1].to(dev))
+        codes = codes_of(latent, real)
+        videos = {REAL: real, RECON: render_motion(latent, source, torch.from_numpy(
+            np.c_[codes["z_pose"], codes["z_dyn"]]))}          # the clip's own motion: its own absolute pose
+        own_pose = source["z_pose"][0].cpu()
+
+        def drive(m, source=source, own_pose=own_pose):       # generated motion -> frames, as animate renders it
+            return render_motion(latent, source, driving_motion(m, own_pose, mean_pose, pose))
+
+        for name, kw in rows_kw.items():
+            videos[name] = drive(generate(feats, kw, seed))
+        for name, video in videos.items():
+            r = evaluate(video, audio, reference=real[:1], preset=p, device=dev)
+            for key, value in (("Sc", r["Sc"]), ("Sd", r["Sd"]), ("capp", r["capp"]), ("delta_p", r["delta_p"]),
+                               ("identity", r["identity_similarity"]),
+                               ("mouth_r", _corr(r["tracks"]["jaw"], bank["tracks"][a:b, jaw_col]))):
+                per[name][key].append(value)
+            try:
+                feats_fvd[name].append(fvd_features(video, fnet, hop=FVD_HOP))
+            except InputError:
+                pass                                              # a clip shorter than one FVD window
+            if name in rows_kw:                                   # the same clip with the controls set
+                est = estimate(drive(generate(feats, rows_kw[name], seed, **ctrl)), att)
+                want = ctrl["distance"] * (float(r["distance_mean"]) / float(model.distance_mean)
+                                           if pose == "relative" else 1.0)
+                for key, value in _control_errors(est, ctrl, want).items():
+                    ctrl_per[name][key].append(value)
+
+    rows = {n: {k: _mean(v) for k, v in per[n].items() if k != "fvd_lite"} for n in names}
+    ref = np.concatenate(feats_fvd[REAL]) if feats_fvd[REAL] else None
+    for n in names:
+        ok = ref is not None and feats_fvd[n] and sum(map(len, feats_fvd[n])) >= 2 and len(ref) >= 2
+        rows[n]["fvd_lite"] = round(max(0.0, frechet_distance(np.concatenate(feats_fvd[n]), ref)), 3) if ok else None
+        rows[n] = {k: rows[n][k] for k in METRICS}
+    if rows[REAL]["fvd_lite"] is None:
+        notes.append("FVD-lite skipped: the clips are shorter than two FVD windows")
+
+    # diversity: head angles across seeds for one audio
+    diversity = {}
+    for name, kw in rows_kw.items():
+        runs = torch.stack([generate(first_feats, kw, seed + k)[:, :3] for k in range(DIVERSITY_SEEDS)])
+        diversity[name] = round(float(runs.std(0).mean()), 4)
+
+    # seams: one long audio made of the test clips' speech
+    W = model.cfg.window
+    parts, n = [], 0
+    while n < SEAM_WINDOWS * W * 640:
+        for c in clips:
+            parts.append(c["audio"])
+            n += len(c["audio"])
+    long_feats = encoder.encode_array(np.concatenate(parts))
+    seams = {"frames": int(len(long_feats)), "windows": int(math.ceil(len(long_feats) / W)), "rows": {}}
+    for name, kw in rows_kw.items():
+        seams["rows"][name] = seam_jerk(model.normalise(generate(long_feats, kw, seed).to(dev)).cpu(), W)
+
+    report = {"component": "motion", "preset": p.name, "checkpoint": str(checkpoint or checkpoint_file(p)),
+              "trained_steps": model.meta.get("steps"), "pose": pose, "clips": len(clips),
+              "frames": int(off[len(clips)]), "seed": int(seed), "rows": rows,
+              "controls": {"requested": {"gaze": list(ctrl["gaze"]), "distance": ctrl["distance"],
+                                         "emotion": ctrl["emotion"]},
+                           "rows": {n: {k: _mean(v) for k, v in d.items()} for n, d in ctrl_per.items()}},
+              "diversity": diversity, "seams": seams, "notes": notes}
+    report["markdown"] = markdown_table(report)
+    report["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    if out_json:
+        path = Path(out_json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        path.with_suffix(".md").write_text(report["markdown"] + "\n")
+    if record:
+        from vasa_lite.metrics import record_metrics
+
+        record_metrics("motion", p, {k: report[k] for k in ("rows", "controls", "diversity", "seams")})
+    return report
+
+
+def bench_motion(preset="cpu", seed: int = 0, device=None, frames: "int | None" = None, repeats: int = 2) -> dict:
+    """`vasa-lite bench motion`: frames/s of motion generation alone (no audio encoding, no decoding) with the
+    default guidance, 50 DDPM steps and 10 DDIM steps, on `frames` frames of audio features (default 10 s).
+    Random weights of the preset's shape when no checkpoint exists: speed does not depend on them."""
+    from vasa_lite.config import get_preset
+    from vasa_lite.device import pick_device
+    from vasa_lite.motion.generate import generate_motion
+    from vasa_lite.motion.guidance import guidance_scales
+    from vasa_lite.motion.network import build_network
+    from vasa_lite.motion.train import checkpoint_file, load_motion
+
+    p = get_preset(preset)
+    dev = pick_device(device)
+    try:
+        model, weights = load_motion(p, device=dev), str(checkpoint_file(p))
+    except CheckpointError:
+        torch.manual_seed(seed)
+        model, weights = build_network(p).to(dev).eval(), "random (no checkpoint)"
+    n = int(frames or 10 * FPS)
+    if n < 1:
+        raise InputError(f"--frames must be at least 1, got {n}")
+    feats = torch.randn(n, model.audio_dim, generator=torch.Generator().manual_seed(seed))
+    generate_motion(feats[:model.cfg.window], model=model, sampler="ddim", steps=2)        # warm-up
+    out = {"target": "motion", "preset": p.name, "device": str(dev), "threads": torch.get_num_threads(),
+           "weights": weights, "frames": n, "window": model.cfg.window,
+           "windows": math.ceil(n / model.cfg.window), "guidance": guidance_scales(None, model.cfg)}
+    for key, kw in (("ddpm_50_steps", {"sampler": "ddpm", "steps": 50}),
+                    ("ddim_10_steps", {"sampler": "ddim", "steps": 10})):
+        walls = []
+        for _ in range(max(1, repeats)):
+            t = time.perf_counter()
+            generate_motion(feats, model=model, seed=seed, **kw)
+            walls.append(time.perf_counter() - t)
+        wall = min(walls)
+        out[key] = {"wall_s": round(wall, 4), "frames_per_s": round(n / wall, 1),
+                    "x_real_time": round(n / FPS / wall, 2), "ms_per_window": round(1000 * wall / out["windows"], 2)}
+    out["ddim_speedup"] = round(out["ddim_10_steps"]["frames_per_s"] / out["ddpm_50_steps"]["frames_per_s"], 2)
+    return out
+
+
+__all__ = ["eval_motion", "bench_motion", "seam_jerk", "markdown_table", "CONTROLS", "GENERATED", "METRICS"]
