@@ -320,9 +320,10 @@ ABLATIONS = {"full": {}, "no_transfer": {"transfer_weight": 0.0}, "no_cross_id":
 
 
 def ablation(preset="cpu", steps: int = 400, out_dir=None, limit: int = 160, seed: int = 0, progress: bool = True,
-             names=tuple(ABLATIONS), out_json=None) -> dict:
+             names=tuple(ABLATIONS), out_json=None, common=None) -> dict:
     """Train one short run per ablation (same steps, seed and data) and measure each: what breaks without each
-    loss. Returns {name: key figures}; with out_json, also writes them there."""
+    loss. common: config changes for every run (e.g. a shorter {"dyn_warmup": 1000}). Returns {name: key
+    figures}; with out_json, also writes them there."""
     import json
     from pathlib import Path
 
@@ -336,20 +337,22 @@ def ablation(preset="cpu", steps: int = 400, out_dir=None, limit: int = 160, see
     table = {}
     for name in names:
         path = out_dir / f"latent_{p.name}_{name}.pt"
-        s = train_latent(p, seed=seed, steps=steps, out=path, progress=progress, overrides=ABLATIONS[name],
-                         preview_every=0)
+        s = train_latent(p, seed=seed, steps=steps, out=path, progress=progress,
+                         overrides={**(common or {}), **ABLATIONS[name]}, preview_every=0)
         r = eval_latent(p, seed=seed, model=load_latent(p, path), limit=limit, progress=progress)
-        table[name] = {"steps": steps, "train_seconds": s["metrics"]["train_seconds"],
+        table[name] = {"steps": steps, "train_seconds": s["metrics"]["train_seconds"], "overrides": ABLATIONS[name],
                        "self_psnr_db": r["self"]["psnr_db"], "same_psnr_db": r["same"]["psnr_db"],
                        "cross_psnr_db": r["cross"]["psnr_db"],
                        "cross_identity_similarity": r["cross"].get("identity_similarity"),
                        "pose_r2_from_z_dyn": r["probes"]["z_dyn"]["head_angles"],
                        "pose_r2_from_z_pose": r["probes"]["z_pose"]["head_angles"],
                        "jaw_r2_from_z_dyn": r["probes"]["z_dyn"]["jaw"],
+                       "blink_r2_from_z_dyn": r["probes"]["z_dyn"]["blink"],
                        "identity_acc_from_motion": r["probes"]["identity_accuracy"]["from_motion_codes"],
                        "identity_chance": r["probes"]["identity_accuracy"]["chance"],
                        "pose_control_mae_deg": r["pose_control"]["mae_deg"]}
         if out_json:
             Path(out_json).parent.mkdir(parents=True, exist_ok=True)
-            Path(out_json).write_text(json.dumps({"preset": p.name, "steps": steps, "runs": table}, indent=2) + "\n")
+            Path(out_json).write_text(json.dumps({"preset": p.name, "steps": steps, "common": common or {},
+                                                  "runs": table}, indent=2) + "\n")
     return table
