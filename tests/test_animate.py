@@ -194,3 +194,47 @@ def test_eval_motion_reports_every_row_and_metric(tmp_path, one_thread):
     assert rep["clips"] == 2 and "| real |" in rep["markdown"]
     assert json.loads((tmp_path / "motion.json").read_text())["rows"] == rep["rows"]
     assert (tmp_path / "motion.md").read_text().startswith("| motion |")
+
+
+# ------------------------------------------------------------------------------------------- the panel (05)
+
+
+def test_generation_panel_regenerates_from_widget_values_headlessly(speech, render, one_thread):
+    """Notebook 05's widget: setting a slider's value (what a drag does) regenerates the clip through
+    GenerationPanel.set, and the result is what `animate` makes with the same settings."""
+    pytest.importorskip("ipywidgets")
+    from vasa_lite.motion.panel import GenerationPanel
+
+    panel = GenerationPanel(render, speech, preset="smoke", seed=0, steps=3)
+    t = math.ceil(len(speech) / 640)
+    assert panel.frames.shape == (t, SIZE, SIZE, 3) and panel.renders == 0
+    box = panel.widget()
+    assert set(box.sliders) == set(GenerationPanel.CONTROLS) and panel.renders == 0   # building it renders nothing
+    before_video, before_motion = box.video.value, panel.motion.clone()
+    assert "<video controls" in before_video and "muted" not in before_video           # plays with sound
+
+    box.sliders["gaze_yaw"].value = 20.0
+    assert panel.values["gaze_yaw"] == 20.0 and panel.renders == 1
+    assert box.video.value != before_video and not torch.allclose(panel.motion, before_motion)
+    box.sliders["emotion"].value = "happy"
+    box.sliders["guidance_audio"].value = 1.5
+    box.sliders["distance"].value = 1.1
+    assert panel.renders == 4 and panel.values["emotion"] == "happy" and "happy" in box.status.value
+
+    same = vasa_lite.animate(render, speech, preset="smoke", seed=0, sampler="ddim", steps=3, gaze=(20, 0),
+                             distance=1.1, emotion="happy", guidance={"audio": 1.5, "gaze": 1.0, "emotion": 0.0})
+    assert torch.allclose(panel.motion, same.motion) and np.array_equal(panel.frames, same.frames)
+
+    box.sliders["seed"].value = 1                                            # another sample of the same settings
+    assert panel.renders == 5 and not torch.allclose(panel.motion, same.motion)
+    box.reset.click()
+    assert panel.values == panel.initial and box.sliders["gaze_yaw"].value == 0.0
+    assert torch.allclose(panel.motion, before_motion)                       # back to the first clip
+
+    with pytest.raises(InputError, match="unknown control"):
+        panel.set(lips=1.0)
+    with pytest.raises(InputError, match=r"\[-30, 30\]"):
+        panel.set(gaze_yaw=45.0)
+    with pytest.raises(InputError, match="unknown emotion"):
+        panel.set(emotion="bored")
+    assert panel.values == panel.initial                                     # a bad value changes nothing

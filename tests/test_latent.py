@@ -159,6 +159,8 @@ def test_eval_reports_every_figure_on_smoke(one_thread):
     assert r["self"]["psnr_db"] > 12                                  # well above a blank frame's
     assert set(r["probes"]) >= {"z_pose", "z_dyn", "identity_accuracy"}
     assert np.isfinite(r["pose_control"]["mae_deg"])
+    et = r["expression_transfer"]
+    assert et["pairs"] > 0 and all(-1 <= et[f]["reenacted_r"] <= 1 for f in ("jaw", "blink", "gaze_yaw"))
     assert set(r["targets"]) == {"self_psnr_db", "cross_psnr_db", "pose_r2_from_z_dyn_max", "jaw_r2_from_z_dyn",
                                  "blink_r2_from_z_dyn", "pose_control_mae_deg_max"}
 
@@ -330,3 +332,20 @@ def test_face_crop_from_z_pose_matches_the_face_tracker_crop():
     moved = z_pose.clone()
     moved[:, 3] += 0.1
     assert float((geo.face_crop(x, moved, size // 2) - theirs).abs().mean()) > 0.03
+
+
+def test_freezing_parts_keeps_their_weights(tmp_path, one_thread):
+    from vasa_lite.latent.train import train_latent
+
+    base = tmp_path / "base.pt"
+    train_latent("smoke", steps=3, out=base, progress=False, preview_every=0)
+    s = train_latent("smoke", steps=3, out=tmp_path / "ft.pt", progress=False, preview_every=0, init=base,
+                     freeze=("pose", "dynamics"))
+    a, b = load_latent("smoke", base), load_latent("smoke", s["checkpoint"])
+    for part in ("pose", "dynamics"):
+        assert all(torch.equal(x, y) for x, y in zip(getattr(a, part).state_dict().values(),
+                                                      getattr(b, part).state_dict().values())), part
+    assert not all(torch.equal(x, y) for x, y in zip(a.renderer.state_dict().values(), b.renderer.state_dict().values()))
+    assert b.meta["extra"]["frozen"] == ["dynamics", "pose"]
+    with pytest.raises(InputError, match="cannot freeze"):
+        train_latent("smoke", steps=1, out=tmp_path / "bad.pt", progress=False, init=base, freeze=("nose",))

@@ -380,3 +380,25 @@ def test_shipped_smoke_checkpoints_load():
     assert isinstance(model, MotionTransformer) and not model.regression and base.regression
     out = generate_motion(torch.zeros(5, DA), model=model, sampler="ddim", steps=3)
     assert out.shape == (5, M)
+
+
+def test_motion_data_depends_on_the_motion_encoders_only(tmp_path):
+    """A latent checkpoint whose decoder changed keeps the motion identity; one whose dynamics encoder changed
+    does not (the cached sequences and motion models are tied to what makes [z_pose, z_dyn])."""
+    from vasa_lite.checkpoints import load_checkpoint, save_checkpoint
+    from vasa_lite.latent import checkpoint_file as latent_file
+    from vasa_lite.motion.data import encoder_identity
+
+    state, meta = load_checkpoint(latent_file("smoke"), component="latent")
+
+    def saved(name, change):
+        s = {k: v.clone() for k, v in state.items()}
+        for k in s:
+            if k.startswith(change):
+                s[k] += 0.01
+        return save_checkpoint(tmp_path / name, s, component="latent", preset="smoke", steps=meta["steps"])
+
+    base = encoder_identity(latent_file("smoke"))
+    assert encoder_identity(saved("decoder.pt", "renderer.")) == base
+    assert encoder_identity(saved("dynamics.pt", "dynamics.")) != base
+    assert encoder_identity(tmp_path / "none.pt") == "missing"

@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default=None, help="start from this checkpoint of the same preset (latent only)")
     p.add_argument("--fresh", action="append", default=[], metavar="PART",
                    help="with --init: a part that starts anew, e.g. dynamics (latent only; repeatable)")
+    p.add_argument("--freeze", action="append", default=[], metavar="PART",
+                   help="a part that keeps its weights, e.g. pose (latent only; repeatable)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change one setting of the component's config for this run, e.g. --set self_pairs=0.25 "
                         "(latent only; repeatable)")
@@ -214,7 +216,7 @@ def _cmd_train(args) -> int:
     _set_threads(args)
     train = _resolve(COMPONENTS[args.component][0])
     kwargs = {}
-    for opt in ("data", "init", "overrides", "fresh"):
+    for opt in ("data", "init", "overrides", "fresh", "freeze"):
         if getattr(args, opt):
             if args.component not in TAKES_DATA:
                 raise InputError(f"--{'set' if opt == 'overrides' else opt} works with: {', '.join(sorted(TAKES_DATA))}")

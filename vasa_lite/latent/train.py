@@ -233,13 +233,14 @@ def save_preview(model: FaceLatentModel, x_src, x_drv, path) -> Path:
 
 def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" = None, resume: bool = True,
                  out=None, progress: bool = True, root=None, world_root=None, data=None, overrides=None,
-                 preview_every: int = 250, init=None, fresh=()) -> dict:
+                 preview_every: int = 250, init=None, fresh=(), freeze=()) -> dict:
     """Train the latent space; returns a summary (checkpoint, log, steps, metrics, training time).
 
     overrides: LatentConfig fields to change (the ablations: {"transfer_weight": 0}, {"cross_id_weight": 0},
     {"pose_supervision": False}); data: a folder of real videos instead of the world; init: a latent checkpoint
     of the same preset to start from (fine-tuning), recorded in the metadata; fresh: parts of the model
-    (e.g. "dynamics") that start anew instead of taking init's weights."""
+    (e.g. "dynamics") that start anew instead of taking init's weights; freeze: parts that keep their weights
+    (e.g. "pose" and "dynamics", so that motion codes already computed with init stay valid)."""
     from vasa_lite.config import get_preset
     from vasa_lite.device import pick_device, seed_everything
     from vasa_lite.instruments.banks import bank_batch
@@ -300,8 +301,15 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
           and (init is None or "dynamics" in new_parts)):                # a new dynamics encoder only
         warm_up = warm_up_dynamics(model, frames, expression, angles, cfg.dyn_warmup, 2 * cfg.batch_size,
                                    2 * cfg.lr, seed, progress)
+    parts = dict(model.named_children())
+    unknown = sorted(set(freeze) - set(parts))
+    if unknown:
+        raise InputError(f"cannot freeze {unknown}: the latent model's parts are {', '.join(parts)}")
+    for name in freeze:
+        parts[name].requires_grad_(False)
     steps = int(steps or cfg.steps)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=cfg.lr, weight_decay=1e-4,
+                            betas=(0.9, 0.99))
     warm = max(1, min(200, steps // 10))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))))
@@ -324,7 +332,7 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
 
     extra = {"config": dataclasses.asdict(cfg), "size": p.world.size, "train_frames": int(len(frames)),
              "people": int(len(sampler.people)), "data": str(data) if data is not None else "world",
-             "init": _init_record(init, new_parts), "dyn_warm_up": warm_up}
+             "init": _init_record(init, new_parts), "dyn_warm_up": warm_up, "frozen": sorted(freeze)}
     trainer = Trainer(model, opt, component="latent", preset=p, path=path, scheduler=sched, seed=seed,
                       progress=progress, ckpt_every=max(20, min(500, steps // 10)), log_every=10, extra=extra)
     summary = trainer.fit(step_fn, steps, resume=resume)

@@ -64,16 +64,40 @@ def file_identity(path) -> str:
     return _HASHES[key]
 
 
+MOTION_ENCODERS = ("pose", "dynamics")       # the latent model's parts that make [z_pose, z_dyn]
+
+
+def encoder_identity(path) -> str:
+    """A short hash of the weights of the latent model's motion encoders (pose and dynamics) in a latent checkpoint,
+    "missing" when there is none. Motion codes depend on these alone, so a fine-tune of the decoder with them
+    frozen keeps every cached sequence and trained motion model valid."""
+    from vasa_lite.checkpoints import load_checkpoint
+
+    path = Path(path)
+    if not path.exists():
+        return "missing"
+    st = path.stat()
+    key = ("encoders", str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES:
+        state, _ = load_checkpoint(path, component="latent")
+        h = hashlib.sha256()
+        for name in sorted(k for k in state if k.split(".")[0] in MOTION_ENCODERS):
+            h.update(name.encode())
+            h.update(state[name].detach().cpu().contiguous().numpy().tobytes())
+        _HASHES[key] = h.hexdigest()[:12]
+    return _HASHES[key]
+
+
 def source_identity(preset, world_root=None, split: str = "train", latent=None) -> dict:
-    """The content identities of what a split's motion sequences are made from: the latent (the preset's, or the
-    checkpoint `latent`), audio and attribute checkpoints and the world's index of the split. Recorded in the
+    """The content identities of what a split's motion sequences are made from: the latent model's motion encoders
+    (the preset's, or those of the checkpoint `latent`), audio and attribute checkpoints and the world's index of the split. Recorded in the
     cache's name and in motion checkpoints."""
     from vasa_lite.checkpoints import checkpoint_path
     from vasa_lite.world.dataset import default_root
 
     p = get_preset(preset)
     index = (Path(world_root) if world_root else default_root(p)) / f"{split}.json"
-    return {"latent": file_identity(latent or checkpoint_path("latent", p.name)),
+    return {"latent": encoder_identity(latent or checkpoint_path("latent", p.name)),
             "audio": file_identity(checkpoint_path("audio", p.name)),
             "attributes": file_identity(checkpoint_path("attributes", p.name)),
             "world": file_identity(index) if index.exists() else f"generated:{p.hash()}"}
@@ -257,4 +281,4 @@ def sample_windows(data: dict, n: int, window: int, prev: int, generator: torch.
 
 
 __all__ = ["cache_dir", "motion_data", "motion_stats", "control_errors", "sample_windows", "first_clips",
-           "source_identity", "file_identity"]
+           "source_identity", "file_identity", "encoder_identity"]

@@ -206,12 +206,12 @@ def load_motion(preset="cpu", path=None, device=None, baseline=False) -> MotionT
     model = load_trained(component, p, path, device, lambda q: q.motion,
                          lambda q: build_network(q, regression=component == "regression"),
                          frozen=True, training_only=TRAINING_ONLY)
-    from vasa_lite.motion.data import file_identity
+    from vasa_lite.motion.data import encoder_identity
 
     trained_on = ((model.meta.get("extra") or {}).get("sources") or {}).get("latent")
-    now = file_identity(checkpoint_path("latent", p.name))
+    now = encoder_identity(checkpoint_path("latent", p.name))
     if trained_on and now != "missing" and trained_on != now:
-        warnings.warn(f"{path} was trained on another latent model (latent {trained_on}, now {now}); its motion "
+        warnings.warn(f"{path} was trained on another latent model's motion encoders (latent {trained_on}, now {now}); its motion "
                       f"codes may not fit: retrain with `vasa-lite train motion --preset {p.name}`", stacklevel=2)
     return model
 
