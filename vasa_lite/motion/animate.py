@@ -124,8 +124,29 @@ def render_motion(latent, source: dict, motion: torch.Tensor, batch: int = DECOD
     return torch.cat(out)
 
 
-def _to_uint8(frames: torch.Tensor) -> np.ndarray:
-    return (frames * 255).round().byte().permute(0, 2, 3, 1).numpy()
+def check_choices(sampler: str, pose: str) -> None:
+    """An InputError for an unknown sampler or pose mode, before any model loads."""
+    from vasa_lite.motion.schedule import SAMPLERS
+
+    if sampler not in SAMPLERS:
+        raise InputError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+    if pose not in POSE_MODES:
+        raise InputError(f"unknown pose mode {pose!r}; choose one of: {', '.join(POSE_MODES)}")
+
+
+@torch.no_grad()
+def encode_portrait(latent, frame: np.ndarray) -> dict:
+    """The decoder's source (latent.encode_source) of an aligned portrait uint8 [H, W, 3]: once per video."""
+    return latent.encode_source(torch.from_numpy(np.array(frame)).permute(2, 0, 1)[None])
+
+
+def frames_of(latent, source: dict, model, motion: torch.Tensor, pose: str) -> tuple:
+    """(driving motion, frames uint8 [T, H, W, 3]) of generated motion: the pose made relative (or not) to the
+    portrait's, then decoded."""
+    from vasa_lite.world.render import to_uint8
+
+    driving = driving_motion(motion, source["z_pose"][0].cpu(), model.motion_mean[:6].cpu(), pose)
+    return driving, to_uint8(render_motion(latent, source, driving))
 
 
 def animate(portrait, audio, gaze=None, distance=None, emotion=None, guidance: "dict | None" = None,
@@ -148,7 +169,6 @@ def animate(portrait, audio, gaze=None, distance=None, emotion=None, guidance: "
     from vasa_lite.latent.model import load_latent
     from vasa_lite.motion.generate import check_controls, generate_motion
     from vasa_lite.motion.guidance import guidance_scales
-    from vasa_lite.motion.schedule import SAMPLERS
     from vasa_lite.motion.train import load_motion
 
     t_start = time.perf_counter()
@@ -156,10 +176,7 @@ def animate(portrait, audio, gaze=None, distance=None, emotion=None, guidance: "
     # every cheap check first, so bad input fails before any model loads
     controls = check_controls(gaze, distance, emotion)
     guidance_scales(guidance, p.motion)
-    if sampler not in SAMPLERS:
-        raise InputError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
-    if pose not in POSE_MODES:
-        raise InputError(f"unknown pose mode {pose!r}; choose one of: {', '.join(POSE_MODES)}")
+    check_choices(sampler, pose)
     samples = prepare_audio(audio, sr)
     frame = portrait_frame(portrait, p.world.size)
     t_inputs = time.perf_counter()
@@ -170,17 +187,15 @@ def animate(portrait, audio, gaze=None, distance=None, emotion=None, guidance: "
     encoder = load_audio_encoder(p, device=dev)
     t_load = time.perf_counter()
 
+    source = encode_portrait(latent, frame)        # V_app, z_id and the portrait's own motion, once
     with torch.no_grad():
-        # V_app, z_id and the portrait's own motion, once for the whole video
-        source = latent.encode_source(torch.from_numpy(np.array(frame)).permute(2, 0, 1)[None])
         feats = encoder.encode_array(samples)
     t_encode = time.perf_counter()
     motion = generate_motion(feats, gaze=controls["gaze"], distance=controls["distance"], emotion=controls["emotion"],
                              guidance=guidance, steps=steps, sampler=sampler, seed=seed, model=model, device=dev,
                              progress=progress)
     t_motion = time.perf_counter()
-    driving = driving_motion(motion, source["z_pose"][0].cpu(), model.motion_mean[:6].cpu(), pose)
-    frames = _to_uint8(render_motion(latent, source, driving))
+    driving, frames = frames_of(latent, source, model, motion, pose)
     t_end = time.perf_counter()
 
     n = len(frames)
@@ -199,4 +214,5 @@ def animate(portrait, audio, gaze=None, distance=None, emotion=None, guidance: "
                      settings=settings)
 
 
-__all__ = ["animate", "Animation", "portrait_frame", "driving_motion", "render_motion", "POSE_MODES"]
+__all__ = ["animate", "Animation", "portrait_frame", "driving_motion", "render_motion", "frames_of", "encode_portrait",
+           "check_choices", "POSE_MODES"]

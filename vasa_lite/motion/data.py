@@ -151,6 +151,7 @@ def _build(p, split: str, ids: dict, world_root, progress: bool, device, latent_
     from vasa_lite.device import pick_device
     from vasa_lite.instruments.attributes import load_attributes
     from vasa_lite.latent import load_latent
+    from vasa_lite.latent.evaluate import codes_of
     from vasa_lite.training import load_split
     from vasa_lite.world.actor import sample_actor
     from vasa_lite.world.render import Renderer
@@ -172,13 +173,9 @@ def _build(p, split: str, ids: dict, world_root, progress: bool, device, latent_
         tracks = clip["tracks"][:n]
         frames = renderer.render(sample_actor(clip["meta"]["actor_seed"]),
                                  {name: tracks[:, j] for j, name in enumerate(FRAME_FACTOR_NAMES)})
-        zp, zd = [], []
-        for s in range(0, n, 64):                          # bounded memory on long clips
-            a, b = latent.encode_motion(frames[s:s + 64].to(dev))
-            zp.append(a.cpu())
-            zd.append(b.cpu())
+        codes = codes_of(latent, frames)                    # batched: bounded memory on long clips
         est = attributes.predict(frames)
-        parts["motion"].append(torch.cat([torch.cat(zp), torch.cat(zd)], 1).numpy())
+        parts["motion"].append(np.c_[codes["z_pose"], codes["z_dyn"]])
         parts["audio"].append(feats[:n])
         parts["gaze"].append(np.stack([est["gaze_yaw"], est["gaze_pitch"]], 1))
         parts["distance"].append(est["distance"])

@@ -53,15 +53,11 @@ class GenerationPanel:
         from vasa_lite.config import get_preset
         from vasa_lite.device import pick_device
         from vasa_lite.latent.model import load_latent
-        from vasa_lite.motion.animate import POSE_MODES, portrait_frame
-        from vasa_lite.motion.schedule import SAMPLERS
+        from vasa_lite.motion.animate import check_choices, encode_portrait, portrait_frame
         from vasa_lite.motion.train import load_motion
 
         self.preset = get_preset(preset)
-        if sampler not in SAMPLERS:
-            raise InputError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
-        if pose not in POSE_MODES:
-            raise InputError(f"unknown pose mode {pose!r}; choose one of: {', '.join(POSE_MODES)}")
+        check_choices(sampler, pose)
         self.sampler, self.steps, self.pose, self.progress = sampler, steps, pose, progress
         samples = prepare_audio(audio, sr)
         if max_seconds is not None:
@@ -74,8 +70,8 @@ class GenerationPanel:
         self.latent = load_latent(self.preset, device=self.device)
         self.model = load_motion(self.preset, device=self.device) if model is None else model.to(self.device).eval()
         encoder = load_audio_encoder(self.preset, device=self.device)
-        with torch.no_grad():                            # once for every regeneration
-            self.source = self.latent.encode_source(torch.from_numpy(np.array(self.portrait)).permute(2, 0, 1)[None])
+        self.source = encode_portrait(self.latent, self.portrait)    # once for every regeneration
+        with torch.no_grad():
             self.features = encoder.encode_array(samples)
         cfg = self.model.cfg
         self.initial = {"gaze_yaw": 0.0, "gaze_pitch": 0.0, "distance": round(float(self.model.distance_mean), 4),
@@ -109,15 +105,13 @@ class GenerationPanel:
 
     def regenerate(self) -> np.ndarray:
         """Generate the motion from the current values and decode it; returns the frames uint8 [T, H, W, 3]."""
-        from vasa_lite.motion.animate import _to_uint8, driving_motion, render_motion
+        from vasa_lite.motion.animate import frames_of
         from vasa_lite.motion.generate import generate_motion
 
         t0 = time.perf_counter()
         self.motion = generate_motion(self.features, model=self.model, device=self.device, progress=self.progress,
                                       **self.settings())
-        self.driving = driving_motion(self.motion, self.source["z_pose"][0].cpu(), self.model.motion_mean[:6].cpu(),
-                                      self.pose)
-        self.frames = _to_uint8(render_motion(self.latent, self.source, self.driving))
+        self.driving, self.frames = frames_of(self.latent, self.source, self.model, self.motion, self.pose)
         self.seconds = time.perf_counter() - t0
         return self.frames
 
