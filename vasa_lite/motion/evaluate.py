@@ -62,7 +62,7 @@ def _mean(values) -> "float | None":
     return round(float(np.mean(v)), 4) if v else None
 
 
-def _corr(a, b) -> float:
+def correlation(a, b) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     n = min(len(a), len(b))
     a, b = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
@@ -86,7 +86,7 @@ def seam_jerk(motion, window: int) -> dict:
     return {"jerk_boundary": round(at, 5), "jerk_inside": round(inside, 5), "ratio": round(at / max(inside, 1e-12), 3)}
 
 
-def _main_gaze(est: dict) -> np.ndarray:
+def main_gaze(est: dict) -> np.ndarray:
     """The clip's main gaze (yaw, pitch): the mean over frames with open eyes (all frames if none)."""
     from vasa_lite.motion.data import BLINK_SHUT
 
@@ -99,7 +99,7 @@ def _control_errors(est: dict, ctrl: dict, distance: float) -> dict:
     """How far a video's estimated attributes are from the requested controls (expected distance `distance`)."""
     from vasa_lite.instruments.attributes import clip_emotion
 
-    return {"gaze_error_deg": float(np.abs(_main_gaze(est) - np.asarray(ctrl["gaze"])).mean()),
+    return {"gaze_error_deg": float(np.abs(main_gaze(est) - np.asarray(ctrl["gaze"])).mean()),
             "distance_error_pct": 100 * abs(float(est["distance"].mean()) - distance) / distance,
             "emotion_acc": float(clip_emotion(logits=est["emotion_logits"])["emotion"] == ctrl["emotion"])}
 
@@ -209,17 +209,17 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
             return latent.expression_head(z)[:, DYNAMICS_NAMES.index("jaw")].detach().cpu().numpy()
 
         truth_jaw = bank["tracks"][a:b, jaw_col]
-        own = _corr(latent_jaw(codes["z_dyn"]), truth_jaw)            # the real clip's own motion, encoded
+        own = correlation(latent_jaw(codes["z_dyn"]), truth_jaw)            # the real clip's own motion, encoded
         asked = {REAL: own, RECON: own}
         for name, kw in rows_kw.items():
             motion = generate(feats, kw, seed)
-            asked[name] = _corr(latent_jaw(motion[:, 6:].cpu()), truth_jaw)
+            asked[name] = correlation(latent_jaw(motion[:, 6:].cpu()), truth_jaw)
             videos[name] = drive(motion)
         for name, video in videos.items():
             r = evaluate(video, audio, reference=real[:1], preset=p, device=dev)
             for key, value in (("Sc", r["Sc"]), ("Sd", r["Sd"]), ("capp", r["capp"]), ("delta_p", r["delta_p"]),
                                ("identity", r["identity_similarity"]),
-                               ("mouth_r", _corr(r["tracks"]["jaw"], truth_jaw)), ("latent_mouth_r", asked[name])):
+                               ("mouth_r", correlation(r["tracks"]["jaw"], truth_jaw)), ("latent_mouth_r", asked[name])):
                 per[name][key].append(value)
             try:
                 feats_fvd[name].append(fvd_features(video, fnet, hop=FVD_HOP))
@@ -320,4 +320,5 @@ def bench_motion(preset="cpu", seed: int = 0, device=None, frames: "int | None" 
     return out
 
 
-__all__ = ["eval_motion", "bench_motion", "seam_jerk", "markdown_table", "CONTROLS", "GENERATED", "METRICS"]
+__all__ = ["eval_motion", "bench_motion", "seam_jerk", "markdown_table", "correlation", "main_gaze", "CONTROLS",
+           "GENERATED", "METRICS"]
