@@ -448,6 +448,21 @@ class StreamingAudioEncoder:
         out.append(self._stack(self._advance(self._h0[:0], final=True)))
         return torch.cat(out)
 
+    @torch.no_grad()
+    def peek(self) -> torch.Tensor:
+        """Provisional features of the frames whose lookahead has not arrived yet, as if the speech ended now (the
+        truncated audio a first streaming window starts from); the stream itself is left as it was. Only whole
+        frames received so far are returned."""
+        whole = self.samples_in // SAMPLES_PER_FRAME - self.frames_out
+        saved = (dict(self.__dict__), [dict(b.__dict__) for b in self._blocks])
+        try:
+            out = self.flush()
+        finally:
+            self.__dict__.update(saved[0])
+            for b, state in zip(self._blocks, saved[1]):
+                b.__dict__.update(state)
+        return out[:max(0, whole)]
+
     def _stack(self, feats: torch.Tensor) -> torch.Tensor:
         if not len(feats):
             return torch.zeros(0, len(VISEME_CLASSES) if self.return_logits else self.model.width)

@@ -63,8 +63,16 @@ def bench_motion(**kwargs) -> dict:
     return run(**kwargs)
 
 
+def bench_stream(**kwargs) -> dict:
+    """Real-time streaming (latency p50/p95, sustained fps, dropped frames, jitter) and offline batch frames per
+    second, with FLOPs per frame against the device's limit (see vasa_lite.stream)."""
+    from vasa_lite.stream import bench_stream as run
+
+    return run(**kwargs)
+
+
 BENCHES = {"world": bench_world, "audio": bench_audio, "instruments": bench_instruments, "latent": bench_latent,
-           "motion": bench_motion}
+           "motion": bench_motion, "stream": bench_stream}
 
 
 def run_bench(target: str, **kwargs) -> dict:

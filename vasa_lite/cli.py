@@ -51,32 +51,66 @@ def _threads(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vasa-lite", description="VASA-1 rebuilt at small scale.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = _common(sub.add_parser("demo", help="write a talking-face mp4 with sound from the built-in portrait and speech"))
-    p.add_argument("--out", default=None, help="output mp4 (default: outputs/demo.mp4)")
-    p.add_argument("--text", default=None, help="sentence to speak instead of the built-in one")
-    p.add_argument("--lang", default="en", help="language of --text (see `vasa-lite world languages`)")
-
-    _common(sub.add_parser("doctor", help="print the environment: device, versions, ffmpeg, espeak-ng"))
-
-    p = _threads(_common(sub.add_parser(
-        "animate", help="a talking-face mp4 with sound from one portrait and one speech clip; prints JSON")))
-    p.add_argument("--image", required=True, help="the portrait: an image file, or grace_hopper / astronaut")
-    p.add_argument("--audio", required=True, help="the speech: wav, mp3, m4a, flac... (anything ffmpeg reads)")
-    p.add_argument("--out", required=True, help="the video to write (.mp4)")
+def _controls(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--gaze", nargs=2, type=float, default=None, metavar=("YAW", "PITCH"),
                    help="main gaze direction in degrees (default 0 0: at the camera)")
     p.add_argument("--distance", type=float, default=None, help="head distance in [0.8, 1.25] (default: the mean)")
     p.add_argument("--emotion", default=None, help="neutral, happy, sad, angry or surprised (default: none)")
     p.add_argument("--guidance-audio", type=float, default=None, help="CFG scale of the audio (default 0.5)")
     p.add_argument("--guidance-gaze", type=float, default=None, help="CFG scale of the gaze (default 1.0)")
+    return p
+
+
+def _guidance(args) -> "dict | None":
+    g = {k: v for k, v in (("audio", args.guidance_audio), ("gaze", args.guidance_gaze)) if v is not None}
+    return g or None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vasa-lite", description="VASA-1 rebuilt at small scale.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = _threads(_common(sub.add_parser(
+        "demo", help="the main job: a talking-face mp4 with sound from the built-in portrait and sentence")))
+    p.add_argument("--out", default=None, help="output mp4 (default: outputs/demo.mp4)")
+    p.add_argument("--text", default=None, help="sentence to speak instead of the built-in one")
+    p.add_argument("--lang", default="en", help="language of --text (see `vasa-lite world languages`)")
+    p.add_argument("--image", default="actor", help="the portrait (default: the world's default actor)")
+    _controls(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    _common(sub.add_parser("doctor", help="print the environment: device, versions, ffmpeg, espeak-ng"))
+
+    p = _threads(_common(sub.add_parser(
+        "animate", help="a talking-face mp4 with sound from one portrait and one speech clip; prints JSON")))
+    p.add_argument("--image", required=True,
+                   help="the portrait: an image file, grace_hopper, astronaut, actor or actor:N (a world actor)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--audio", help="the speech: wav, mp3, m4a, flac... (anything ffmpeg reads)")
+    src.add_argument("--text", help="a sentence to speak with espeak-ng instead of --audio")
+    p.add_argument("--lang", default="en", help="language of --text (see `vasa-lite world languages`)")
+    p.add_argument("--out", required=True, help="the video to write (.mp4)")
+    _controls(p)
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default 50 DDPM, 10 DDIM)")
     p.add_argument("--sampler", default="ddpm", help="ddpm (the paper's) or ddim (faster)")
     p.add_argument("--pose", default="relative", help="relative (to the portrait's pose, default) or absolute")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = _threads(_common(sub.add_parser(
+        "stream", help="stream a portrait speaking an audio file in real time: live fps and latency, then an mp4")))
+    p.add_argument("--image", default="actor", help="the portrait: an image file, grace_hopper, astronaut, actor or "
+                                                  "actor:N (default: the world's default actor)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--audio", help="the speech file, fed in 40 ms chunks as a live source would send it")
+    src.add_argument("--text", help="a sentence to speak with espeak-ng instead of --audio")
+    p.add_argument("--lang", default="en", help="language of --text (see `vasa-lite world languages`)")
+    p.add_argument("--out", default="outputs/stream.mp4", help="the video to write (.mp4, default outputs/stream.mp4)")
+    _controls(p)
+    p.add_argument("--steps", type=int, default=None, help="sampling steps per window (default: the preset's, 5)")
+    p.add_argument("--sampler", default=None, help="ddim (default for streaming) or ddpm")
+    p.add_argument("--hop", type=int, default=None, help="frames per motion window (default: the preset's)")
+    p.add_argument("--as-fast-as-possible", dest="realtime", action="store_false",
+                   help="push the audio as fast as the session takes it instead of in real time")
 
     p = sub.add_parser("world", help="the talking-head world: build the dataset, list languages")
     wsub = p.add_subparsers(dest="world_command", required=True, metavar="ACTION")
@@ -136,28 +170,73 @@ def _cmd_doctor(args) -> int:
 def _cmd_demo(args) -> int:
     from vasa_lite.demo import run_demo
 
-    path = run_demo(out=args.out, preset=args.preset, seed=args.seed, text=args.text, lang=args.lang,
-                    device=args.device, progress=True)
-    print(f"wrote {path}")
+    _set_threads(args)
+    result = run_demo(out=args.out, preset=args.preset, seed=args.seed, text=args.text, lang=args.lang,
+                      device=args.device, progress=not args.quiet, portrait=args.image,
+                      gaze=tuple(args.gaze) if args.gaze else None, distance=args.distance, emotion=args.emotion,
+                      guidance=_guidance(args))
+    print(json.dumps({"out": str(result.path), **result.summary()}, indent=2))
     return 0
 
 
 def _cmd_animate(args) -> int:
-    from pathlib import Path
-
+    from vasa_lite.media import check_video_path
     from vasa_lite.motion.animate import animate
 
-    if Path(args.out).suffix.lower() not in (".mp4", ".m4v"):
-        raise InputError(f"cannot write {args.out}: videos are written as H.264 MP4, so name the file .mp4")
+    check_video_path(args.out)                      # before any work: an unwritable path fails at once
     _set_threads(args)
-    guidance = {k: v for k, v in (("audio", args.guidance_audio), ("gaze", args.guidance_gaze)) if v is not None}
-    result = animate(args.image, args.audio, gaze=tuple(args.gaze) if args.gaze else None, distance=args.distance,
-                     emotion=args.emotion, guidance=guidance or None, steps=args.steps, seed=args.seed,
+    audio = args.audio
+    if args.text is not None:
+        from vasa_lite.demo import speech_of
+
+        audio = speech_of(args.text, args.lang)
+    result = animate(args.image, audio, gaze=tuple(args.gaze) if args.gaze else None, distance=args.distance,
+                     emotion=args.emotion, guidance=_guidance(args), steps=args.steps, seed=args.seed,
                      sampler=args.sampler, preset=args.preset, device=args.device, progress=not args.quiet,
                      pose=args.pose)
     path = result.save(args.out)
     print(json.dumps({"out": str(path), **result.summary()}, indent=2))
     return 0
+
+
+def _cmd_stream(args) -> int:
+    from vasa_lite.media import check_video_path
+    from vasa_lite.stream import StreamingSession, stream_audio
+
+    out = check_video_path(args.out)
+    _set_threads(args)
+    if args.text is not None:
+        from vasa_lite.demo import speech_of
+
+        audio = speech_of(args.text, args.lang)
+    else:
+        from vasa_lite.audio import prepare_audio
+
+        audio = prepare_audio(args.audio)
+    session = StreamingSession(args.image, gaze=tuple(args.gaze) if args.gaze else None, distance=args.distance,
+                               emotion=args.emotion, guidance=_guidance(args), steps=args.steps, sampler=args.sampler,
+                               hop=args.hop, seed=args.seed, preset=args.preset, device=args.device)
+    done = {"n": 0}
+
+    def live(frames, now_ms):                       # one updating line: frames so far, their rate, the latency
+        done["n"] += len(frames)
+        first = done.setdefault("first", now_ms)
+        rate = (done["n"] - 1) / max(now_ms - first, 1e-9) * 1000.0 if done["n"] > 1 else 0.0
+        print(f"\rframes {done['n']:5d}  fps {rate:5.1f}  first frame after {first:6.1f} ms", end="", file=sys.stderr,
+              flush=True)
+
+    report = stream_audio(session, audio, realtime=args.realtime, on_frames=live)
+    print(file=sys.stderr)
+    summary = report.summary()
+    if len(report.frames):
+        report.save(out)
+        summary["out"] = str(out)
+    else:
+        summary["out"] = None
+    if report.interrupted:
+        print(f"vasa-lite: stopped; kept the {len(report.frames)} frames made so far", file=sys.stderr)
+    print(json.dumps(summary, indent=2))
+    return 130 if report.interrupted else 0
 
 
 def _cmd_world(args) -> int:
@@ -259,7 +338,8 @@ def _cmd_notebooks(args) -> int:
     return 1 if problems else 0
 
 
-COMMANDS = {"demo": _cmd_demo, "doctor": _cmd_doctor, "animate": _cmd_animate, "world": _cmd_world,
+COMMANDS = {"demo": _cmd_demo, "doctor": _cmd_doctor, "animate": _cmd_animate, "stream": _cmd_stream,
+            "world": _cmd_world,
             "bench": _cmd_bench, "train": _cmd_train, "eval": _cmd_eval, "inspect": _cmd_inspect,
             "notebooks": _cmd_notebooks}
 

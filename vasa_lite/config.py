@@ -133,6 +133,7 @@ class LatentConfig:
     flow_depth: int = 4            # the non-rigid flow field: flow_depth slices at the volume's full S/4 x S/4 grid
     render_width: int = 48         # channels of the 2D renderer at the volume's resolution (half that at S/2)
     pixel_path: bool = True        # the occlusion-aware warp of source pixels (fine detail)
+    refiner_width: int = 0         # channels of the expression refiner on the aligned face crop (0: none)
     pose_supervision: bool = True  # weak supervision of yaw/pitch/roll from the world's ground truth
     transfer_weight: float = 1.0   # VASA's pairwise pose/dynamics transfer consistency
     cross_id_weight: float = 0.3   # VASA's cross-identity loss (identity network cosine)
@@ -179,6 +180,18 @@ class MotionConfig:
 
 
 @dataclass(frozen=True)
+class StreamConfig:
+    """Real-time streaming, see vasa_lite.stream. Audio arrives `chunk_ms` at a time; the first motion window starts
+    once `prefix` frames of audio are in (truncated audio, as the motion generator was trained with), and each later
+    window makes `hop` frames. Latency is at least (hop frames of audio) + (one window's compute)."""
+    chunk_ms: int = 40             # one video frame of audio per chunk, as a live source would send it
+    prefix: int = 2                # frames of audio the first window waits for (80 ms)
+    hop: int = 4                   # frames per later window (160 ms)
+    sampler: str = "ddim"          # deterministic and few-step: the streaming default
+    steps: int = 5                 # sampling steps per window (notebook 06 measures the trade-off)
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     description: str
@@ -190,6 +203,7 @@ class Preset:
     instruments: InstrumentsConfig = field(default_factory=InstrumentsConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

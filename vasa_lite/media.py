@@ -453,7 +453,9 @@ def _rate_str(fps: float) -> str:
     return str(Fraction(fps).limit_denominator(1001))
 
 
-def _check_video_path(path) -> Path:
+def check_video_path(path) -> Path:
+    """The path of a video to write, checked before any work: an .mp4 name in a writable folder (created if
+    missing); an InputError says what to change."""
     path = Path(path).expanduser()
     if path.suffix.lower() not in _VIDEO_EXT:
         raise InputError(f"cannot write {path}: videos are written as H.264 MP4, so name the file .mp4")
@@ -488,7 +490,7 @@ def write_video(path, frames, fps: float = FPS, audio=None, sr: int = SAMPLE_RAT
     """
     if not (isinstance(fps, (int, float)) and fps > 0 and math.isfinite(fps)):
         raise InputError(f"fps must be a positive number, got {fps!r}")
-    path = _check_video_path(path)
+    path = check_video_path(path)
     frames, to_rgb = _frames_layout(frames)
     t, h, w = frames.shape[:3]
     pad_h, pad_w = h % 2, w % 2

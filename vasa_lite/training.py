@@ -205,12 +205,13 @@ def _preset_name(preset) -> str:
     return get_preset(preset).name
 
 
-def check_component_checkpoint(meta: dict, preset, config: dict, path, training_only=()) -> None:
+def check_component_checkpoint(meta: dict, preset, config: dict, path, training_only=(), defaults=None) -> None:
     """Refuse a checkpoint made for another preset or architecture.
 
     Checks the preset's name and the component's own config (saved in extra["config"]) rather than the hash of
     the whole preset, so a checkpoint stays valid when another chapter adds its own settings to the presets.
     training_only: the component's settings that change how it is trained, not its weights (not compared).
+    defaults: the config dataclass's defaults, standing in for settings the checkpoint predates.
     """
     name = _preset_name(preset)
     if meta.get("preset") != name:
@@ -221,6 +222,8 @@ def check_component_checkpoint(meta: dict, preset, config: dict, path, training_
         raise CheckpointError(f"checkpoint {path} records no model config; retrain it")
     skip = _TRAINING_ONLY | set(training_only)
     arch = {k: v for k, v in config.items() if k not in skip}
+    # a setting added after the checkpoint was made, at its default, is the architecture the checkpoint has
+    saved = {**{k: v for k, v in (defaults or {}).items() if k not in saved}, **saved}
     saved_arch = {k: v for k, v in saved.items() if k not in skip}
     if _norm(saved_arch) != _norm(arch):
         diff = sorted(k for k in set(arch) | set(saved_arch) if arch.get(k) != saved_arch.get(k))
@@ -250,7 +253,9 @@ def load_trained(component: str, preset, path, device, section: Callable, build:
     key = (component, str(path.resolve()), path.stat().st_mtime if path.exists() else None, p.name, str(dev))
     if key not in _LOADED:
         state, meta = load_checkpoint(path, component=component)
-        check_component_checkpoint(meta, p, dataclasses.asdict(section(p)), path, training_only)
+        cfg = section(p)
+        defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
+        check_component_checkpoint(meta, p, dataclasses.asdict(cfg), path, training_only, defaults)
         model = build(p)
         model.load_state_dict(state)
         model.meta = meta

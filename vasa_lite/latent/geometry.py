@@ -81,18 +81,32 @@ def rotate_volume(volume: torch.Tensor, yaw: float = 0.0, pitch: float = 0.0, ro
     return sample(volume, to_head(grid, pose))
 
 
-def face_crop(frames: torch.Tensor, z_pose: torch.Tensor, size: int) -> torch.Tensor:
-    """RGB crops [N, 3, size, size] of the face that z_pose places in the frames: 2.8 x 2.8 head units centred
-    half a unit below the anchor (brows to chin), rotated with the roll. z_pose's translation is the anchor's
-    image position and its log_scale the head unit's size (see latent.train.pose_targets), so the crop follows the
-    head the way a face tracker's does."""
-    n, _, h, w = frames.shape
+def _crop_frame(z_pose: torch.Tensor):
+    """The face crop's axes (a rotation [N, 2, 2], columns ex, ey), half-width and centre in grid_sample's [-1, 1]
+    coordinates: 2.8 x 2.8 head units centred half a unit below the anchor (brows to chin), rotated with the roll."""
     roll = torch.deg2rad(z_pose[:, 2])
     c, s = torch.cos(roll), torch.sin(roll)
     ex, ey = torch.stack([c, -s], 1), torch.stack([s, c], 1)                  # the crop's axes in the image
     unit = (torch.exp(z_pose[:, 5]) * REF_SCALE)[:, None]                     # a head unit, in frame widths
     centre = torch.stack([z_pose[:, 3], z_pose[:, 4]], 1) + 0.5 * unit * ey   # frame fractions from the centre
-    half = 1.4 * unit * 2                                                     # 1.4 units, in [-1, 1] coordinates
-    theta = torch.stack([ex * half, ey * half, centre * 2], 2)
-    grid = F.affine_grid(theta, (n, 3, size, size), align_corners=False)
+    return torch.stack([ex, ey], 2), 1.4 * unit * 2, centre * 2               # 1.4 units each side
+
+
+def face_crop(frames: torch.Tensor, z_pose: torch.Tensor, size: int) -> torch.Tensor:
+    """RGB crops [N, 3, size, size] of the face that z_pose places in the frames (see _crop_frame). z_pose's
+    translation is the head anchor's image position and its log_scale the head unit's size (see
+    latent.train.pose_targets), so the crop follows the head the way a face tracker's does."""
+    rot, half, centre = _crop_frame(z_pose)
+    theta = torch.cat([rot * half[:, :, None], centre[:, :, None]], 2)
+    grid = F.affine_grid(theta, (frames.shape[0], 3, size, size), align_corners=False)
     return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def paste_crop(crop: torch.Tensor, z_pose: torch.Tensor, size: int) -> torch.Tensor:
+    """The inverse of face_crop: a crop [N, C, h, w] put back where z_pose places the face in a size x size frame;
+    zeros outside it (so a pasted mask is 0 there)."""
+    rot, half, centre = _crop_frame(z_pose)
+    inv = rot.transpose(1, 2) / half[:, :, None]                               # u = R^T (f - centre) / half
+    theta = torch.cat([inv, -(inv @ centre[:, :, None])], 2)
+    grid = F.affine_grid(theta, (crop.shape[0], crop.shape[1], size, size), align_corners=False)
+    return F.grid_sample(crop, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

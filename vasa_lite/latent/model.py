@@ -10,6 +10,8 @@ Decoding a driving motion (z_pose, z_dyn) for a source:
    are warped with it, and the renderer predicts a mask saying where to trust them. Where the source showed a
    surface (skin texture, hair, background) the warped pixels keep its detail; where the new pose reveals what
    the source hid (the far cheek, the mouth's inside), the mask falls back on the rendered colours.
+5. repaint the expression (refiner_width > 0): a small network redraws the mouth and eyes on the face crop that
+   z_pose aligns, from z_dyn, and pastes them back (see networks.ExpressionRefiner).
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from torch import nn
 
 from vasa_lite.errors import InputError
 from vasa_lite.latent import geometry as geo
-from vasa_lite.latent.networks import AppearanceEncoder, FlowGenerator, PoseEncoder, Renderer2D, VectorEncoder
+from vasa_lite.latent.networks import (AppearanceEncoder, ExpressionRefiner, FlowGenerator, PoseEncoder, Renderer2D,
+                                      VectorEncoder)
 from vasa_lite.world.params import DYNAMICS_NAMES
 
 
@@ -42,6 +45,7 @@ class FaceLatentModel(nn.Module):
         self.flow = FlowGenerator(cfg, self.res)
         self.occupancy = nn.Conv3d(cfg.vol_channels, 1, 1)
         self.renderer = Renderer2D(cfg)
+        self.refiner = ExpressionRefiner(cfg, self.size // 2) if getattr(cfg, "refiner_width", 0) else None
         # training only: the linear read-out of the world's expression factors from z_dyn (dyn_supervision)
         self.expression_head = nn.Linear(cfg.dyn_dim, len(DYNAMICS_NAMES))
         self.register_buffer("grid", geo.base_grid(cfg.vol_depth, self.res, self.res), persistent=False)
@@ -153,9 +157,21 @@ class FaceLatentModel(nn.Module):
             img = mask * warped + (1 - mask) * rgb
         else:
             mask, img = torch.zeros_like(out[:, 3:4]), rgb
+        parts = {"rendered": rgb, "warped": warped, "mask": mask, "flow": flow2d}
+        if self.refiner is not None:
+            img, parts["refined"], parts["refine_mask"] = self.refine(img, z_pose, z_dyn)
         if return_parts:
-            return img, {"rendered": rgb, "warped": warped, "mask": mask, "flow": flow2d}
+            return img, parts
         return img
+
+    def refine(self, img: torch.Tensor, z_pose: torch.Tensor, z_dyn: torch.Tensor) -> tuple:
+        """The expression refiner's pass: the face crop that z_pose aligns is repainted for z_dyn and pasted back
+        through its mask. Returns (frames, the repainted crop, its mask in the frame)."""
+        crop = geo.face_crop(img, z_pose, self.size // 2)
+        rgb, m = self.refiner(crop, z_dyn)
+        pasted = geo.paste_crop(torch.cat([rgb, m], 1), z_pose, self.size)
+        mask = pasted[:, 3:4]
+        return img + mask * (pasted[:, :3] - img), rgb, mask
 
     # ------------------------------------------------------------------------------------------- conveniences
     def reconstruct(self, frames) -> torch.Tensor:

@@ -133,3 +133,39 @@ class Renderer2D(nn.Module):
         x = F.interpolate(self.to_half(F.relu(x)), scale_factor=2, mode="nearest")
         x = F.relu(self.conv(torch.cat([F.relu(x), warped_half - 0.5], 1)))
         return self.out(x)
+
+
+class ExpressionRefiner(nn.Module):
+    """(aligned face crop of the decoded frame, z_dyn) -> a repainted crop and where to use it.
+
+    The volume path moves the mouth and eyelids through a flow at S/4, too coarse to open a jaw that the source
+    held shut, so frames kept the source's expression. This small U-Net sees the face crop that z_pose aligns (the
+    mouth and eyes always at the same pixels) and gets z_dyn as a spatial map at crop/4, so it can paint the
+    mouth's inside and the eyelids exactly where they are. Its mask starts near 0: at first it changes nothing."""
+
+    def __init__(self, cfg, crop: int):
+        super().__init__()
+        w, self.r = cfg.refiner_width, crop // 4
+        self.down1, self.down2 = _conv(3, w, stride=2), _conv(w, 2 * w, stride=2)
+        self.code = nn.Linear(cfg.dyn_dim, 16 * self.r * self.r)
+        self.mid = nn.Sequential(_conv(2 * w + 16, 2 * w), ResBlock(2 * w))
+        self.up1 = _conv(2 * w + w, w)
+        self.up2 = _conv(w + 3, w)
+        self.out = _conv(w, 4)
+        nn.init.normal_(self.out.weight, std=1e-3)
+        with torch.no_grad():
+            self.out.bias.copy_(torch.tensor([0.0, 0.0, 0.0, -5.0]))
+        # feather the crop's border so a pasted patch has no seam: 0 at the edge, 1 inside the inner 80%
+        ramp = (torch.minimum(torch.arange(crop), torch.arange(crop).flip(0)).float() / (0.1 * crop)).clamp(max=1)
+        self.register_buffer("feather", (ramp[:, None] * ramp[None, :])[None, None], persistent=False)
+
+    def forward(self, crop, z_dyn):
+        n = crop.shape[0]
+        a = F.relu(self.down1(crop - 0.5))
+        b = F.relu(self.down2(a))
+        code = self.code(z_dyn).view(n, 16, self.r, self.r)
+        x = self.mid(torch.cat([b, code], 1))
+        x = F.relu(self.up1(torch.cat([F.interpolate(F.relu(x), scale_factor=2, mode="nearest"), a], 1)))
+        x = F.relu(self.up2(torch.cat([F.interpolate(x, scale_factor=2, mode="nearest"), crop - 0.5], 1)))
+        out = self.out(x)
+        return torch.sigmoid(out[:, :3]), torch.sigmoid(out[:, 3:4]) * self.feather

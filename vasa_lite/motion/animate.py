@@ -89,11 +89,19 @@ class Animation:
 def portrait_frame(portrait, size: int) -> np.ndarray:
     """The portrait as the latent model's input: uint8 [size, size, 3].
 
-    portrait: "grace_hopper", "astronaut", an image path, or an image array / tensor / PIL image. An image already
-    size x size is taken to be an aligned face frame (e.g. a world render) and passes through; any other goes
-    through face detection and the renders' framing (`real.align_crop`). No face: InputError."""
+    portrait: "grace_hopper", "astronaut", "actor" (the world's default actor) or "actor:N" (the actor of seed N),
+    an image path, or an image array / tensor / PIL image. An image already size x size is taken to be an aligned
+    face frame (e.g. a world render) and passes through; any other goes through face detection and the renders'
+    framing (`real.align_crop`). No face: InputError."""
     from vasa_lite import real
 
+    if isinstance(portrait, str) and (portrait == "actor" or portrait.startswith("actor:")):
+        from vasa_lite.world.render import actor_portrait
+
+        seed = portrait.partition(":")[2]
+        if seed and not seed.isdigit():
+            raise InputError(f"portrait {portrait!r}: write actor:N with N a whole number (a world actor's seed)")
+        return actor_portrait(int(seed) if seed else None, size)
     image = real.load_portrait(os.fspath(portrait) if isinstance(portrait, os.PathLike) else portrait)
     if image.shape[:2] == (size, size):
         return image

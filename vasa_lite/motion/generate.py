@@ -113,32 +113,47 @@ def generate_motion(audio_features, gaze=None, distance=None, emotion=None, guid
 
     W, P = cfg.window, cfg.prev
     T = feats.shape[0]
-    g = controls["gaze"] or (0.0, 0.0)                                 # forward gaze
-    d = controls["distance"] if controls["distance"] is not None else float(model.distance_mean)   # mean distance
-    e = torch.zeros(1, len(EMOTIONS), device=dev)
-    if controls["emotion"] is not None:
-        e[0, EMOTIONS.index(controls["emotion"])] = 1.0
-    base = {"gaze": torch.tensor([g], dtype=torch.float32, device=dev),
-            "distance": torch.tensor([d], dtype=torch.float32, device=dev),
-            "emotion": e if controls["emotion"] is not None else None}
+    base = control_tokens(model, controls, dev)
     out = torch.zeros(T, model.motion_dim, device=dev)                   # normalised motion
     n_windows = math.ceil(T / W)
     from tqdm.auto import tqdm
 
     for k in tqdm(range(n_windows), desc="motion windows", disable=not progress, unit="window"):
         a, b = k * W, min(T, (k + 1) * W)
-        audio = torch.zeros(1, W, feats.shape[1], device=dev)
-        audio[0, :b - a] = feats[a:b]
-        cond = {**base, "audio": audio, "audio_len": torch.tensor([b - a], device=dev)}
-        if k > 0:                                                         # the previous window's last P frames
-            cond["prev_motion"] = out[a - P:a][None]
-            cond["prev_audio"] = feats[a - P:a][None]
-        if model.regression:
-            x0 = model(None, None, cond)
-        else:
-            x0 = smp.sample(lambda x, t: guided_x0(model, x, t, cond, scales), (1, W, model.motion_dim), gen, dev)
-        out[a:b] = x0[0, :b - a]
+        prev = (out[a - P:a], feats[a - P:a]) if k > 0 else None         # the previous window's last P frames
+        out[a:b] = sample_window(model, smp, feats[a:b], base, scales, gen, prev)
     return model.denormalise(out).cpu()
 
 
-__all__ = ["generate_motion", "check_controls"]
+def control_tokens(model, controls: dict, device) -> dict:
+    """The conditions every window shares, from check_controls' output: gaze (default forward), distance (default
+    the training mean) and emotion (default none: its condition dropped)."""
+    g = controls["gaze"] or (0.0, 0.0)
+    d = controls["distance"] if controls["distance"] is not None else float(model.distance_mean)
+    e = torch.zeros(1, len(EMOTIONS), device=device)
+    if controls["emotion"] is not None:
+        e[0, EMOTIONS.index(controls["emotion"])] = 1.0
+    return {"gaze": torch.tensor([g], dtype=torch.float32, device=device),
+            "distance": torch.tensor([d], dtype=torch.float32, device=device),
+            "emotion": e if controls["emotion"] is not None else None}
+
+
+def sample_window(model, smp, feats: torch.Tensor, base: dict, scales: dict, gen: torch.Generator,
+                  prev: "tuple | None" = None) -> torch.Tensor:
+    """Normalised motion [n, motion_dim] for the n <= W frames of audio features `feats` [n, D]: one window, its
+    missing frames the truncated audio the network was trained with. prev: (motion [P, motion_dim] normalised,
+    audio [P, D]) of the frames just before, or None for a first window. A regression baseline takes one pass."""
+    W, n, dev = model.cfg.window, feats.shape[0], feats.device
+    audio = torch.zeros(1, W, feats.shape[1], device=dev)
+    audio[0, :n] = feats
+    cond = {**base, "audio": audio, "audio_len": torch.tensor([n], device=dev)}
+    if prev is not None:
+        cond["prev_motion"], cond["prev_audio"] = prev[0][None], prev[1][None]
+    if model.regression:
+        x0 = model(None, None, cond)
+    else:
+        x0 = smp.sample(lambda x, t: guided_x0(model, x, t, cond, scales), (1, W, model.motion_dim), gen, dev)
+    return x0[0, :n]
+
+
+__all__ = ["generate_motion", "check_controls", "control_tokens", "sample_window"]

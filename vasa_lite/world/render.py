@@ -1114,3 +1114,13 @@ def bench_render(size: int = 128, n_frames: int = 256, batch: "int | None" = Non
     return {"size": int(size), "n_frames": int(n_frames), "batch": r._check_batch(batch), "motion": motion,
             "threads": used, "seconds": round(best, 4), "frames_per_s": round(n_frames / best, 1),
             "all_seconds": [round(x, 4) for x in times], "device": str(r.device)}
+
+
+def actor_portrait(actor_seed: "int | None" = None, size: int = 128, device=None) -> np.ndarray:
+    """A world actor facing the camera with every factor at its default, uint8 [size, size, 3]: the built-in
+    portrait of the demo and the quickstart (DEFAULT_ACTOR_SEED unless another actor's seed is given)."""
+    from vasa_lite.world.actor import DEFAULT_ACTOR_SEED, sample_actor
+    from vasa_lite.world.params import default_tracks
+
+    actor = sample_actor(DEFAULT_ACTOR_SEED if actor_seed is None else int(actor_seed))
+    return to_uint8(get_renderer(size, device).render(actor, default_tracks(1)))[0]

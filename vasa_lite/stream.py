@@ -1,0 +1,389 @@
+"""Real-time streaming: speech arrives in small chunks, frames leave as soon as they can be made (VASA-1's online
+mode: 40 fps and about 170 ms before the first frame on an RTX 4090).
+
+    session = StreamingSession("grace_hopper", preset="cpu")
+    for chunk in microphone_chunks():          # float32 16 kHz mono, any length (40 ms is typical)
+        for frame in session.push(chunk):      # uint8 [H, W, 3] each, 0 or more per chunk
+            show(frame)
+    rest = session.finish()                    # the end of speech: the last frames
+
+What happens inside, per chunk:
+1. the audio encoder's streaming mode (`audio.StreamingAudioEncoder`) turns samples into per-frame features. A
+   feature is *final* once its lookahead (120 ms on cpu) has arrived; before that, `peek` gives a *provisional*
+   feature computed as if the speech ended now: the truncated audio the paper trains with;
+2. once `prefix` frames of audio are in (80 ms), the first motion window is sampled from them alone; after that,
+   a window is sampled each time `hop` more frames of audio are in. Each window is conditioned on the last P
+   frames of the previous one (their motion and their audio features, final by then), as offline generation is;
+3. the decoder renders each window's frames at once.
+
+Memory is bounded: the session keeps the audio encoder's fixed-size state, the last P frames of motion and
+features, and a few counters, whatever the length of the stream. Frames are handed back, never stored.
+
+`stream_audio` feeds a whole file as a live source would (each chunk pushed when its last sample would have
+arrived) and measures what a viewer would see: the latency of the first frame, whether each frame was ready
+when a 25 fps player needed it, the sustained fps and the jitter of the frames' display times.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import deque
+
+import numpy as np
+import torch
+
+from vasa_lite.errors import InputError
+from vasa_lite.world.params import FPS, SAMPLE_RATE
+
+SAMPLES_PER_FRAME = SAMPLE_RATE // FPS           # 640 samples: 40 ms
+
+
+class StreamingSession:
+    """One portrait, speech pushed in chunks, frames out as soon as their motion is sampled (see the module doc).
+
+    Controls and sampling settings are those of `animate`; sampler, steps, prefix and hop default to the preset's
+    `stream` settings (DDIM, few steps). `push` returns uint8 frames [n, H, W, 3] (n may be 0); `finish` ends the
+    speech and returns the rest. `stats()` gives counts and compute time."""
+
+    def __init__(self, portrait, gaze=None, distance=None, emotion=None, guidance: "dict | None" = None,
+                 steps: "int | None" = None, sampler: "str | None" = None, prefix: "int | None" = None,
+                 hop: "int | None" = None, seed: int = 0, preset="cpu", device=None, pose: str = "relative",
+                 models: "tuple | None" = None):
+        from vasa_lite.audio import StreamingAudioEncoder, load_audio_encoder
+        from vasa_lite.config import get_preset
+        from vasa_lite.device import pick_device
+        from vasa_lite.latent.model import load_latent
+        from vasa_lite.motion.animate import check_choices, encode_portrait, portrait_frame
+        from vasa_lite.motion.generate import check_controls, control_tokens
+        from vasa_lite.motion.guidance import guidance_scales
+        from vasa_lite.motion.schedule import NoiseSchedule, make_sampler
+        from vasa_lite.motion.train import load_motion
+
+        p = get_preset(preset)
+        sc = p.stream
+        self.sampler = sampler or sc.sampler
+        self.prefix = int(prefix if prefix is not None else sc.prefix)
+        self.hop = int(hop if hop is not None else sc.hop)
+        # every cheap check first, so bad input fails before any model loads
+        controls = check_controls(gaze, distance, emotion)
+        scales = guidance_scales(guidance, p.motion)
+        check_choices(self.sampler, pose)
+        for name, v in (("prefix", self.prefix), ("hop", self.hop)):
+            if not 1 <= v <= p.motion.window:
+                raise InputError(f"{name} must be 1 to {p.motion.window} frames (the motion window), got {v}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise InputError(f"seed must be an integer, got {seed!r}")
+        frame = portrait_frame(portrait, p.world.size)
+
+        dev = pick_device(device)
+        if models is None:
+            models = (load_latent(p, device=dev), load_motion(p, device=dev), load_audio_encoder(p, device=dev))
+        self.latent, self.model, encoder = models
+        self.preset, self.device, self.pose, self.scales = p, dev, pose, scales
+        self.steps = int(steps if steps is not None else sc.steps)
+        self.smp = None
+        if not self.model.regression:
+            self.smp = make_sampler(self.sampler, NoiseSchedule(p.motion.diffusion_steps, p.motion.schedule), self.steps)
+        self.portrait = frame
+        self.source = encode_portrait(self.latent, frame)       # V_app, z_id, the portrait's pose: once
+        self.base = control_tokens(self.model, controls, dev)
+        self.gen = torch.Generator().manual_seed(int(seed))
+        self.audio = StreamingAudioEncoder(encoder)
+        self.settings = {"preset": p.name, "device": str(dev), "sampler": self.sampler, "steps": self.steps,
+                         "prefix_frames": self.prefix, "hop_frames": self.hop, "guidance": scales, "pose": pose,
+                         "seed": int(seed), **{k: (list(v) if isinstance(v, tuple) else v) for k, v in controls.items()}}
+        self._P = p.motion.prev
+        self._final = torch.zeros(0, encoder.width)       # final features of frames [_f0, _f0 + len)
+        self._f0 = 0
+        self._motion = torch.zeros(0, self.model.motion_dim, device=dev)   # the last P frames' motion (normalised)
+        self.emitted = 0                                  # frames handed back so far
+        self.windows = 0
+        self.compute_s = 0.0
+        self.finished = False
+
+    # ------------------------------------------------------------------------------------------------- inputs
+    @torch.inference_mode()
+    def push(self, chunk) -> np.ndarray:
+        """Add speech samples (float32 16 kHz mono); returns the frames that became ready, uint8 [n, H, W, 3]."""
+        if self.finished:
+            raise InputError("this stream has finished; start a new StreamingSession for more speech")
+        t = time.perf_counter()
+        self._add(self.audio.push(chunk))
+        out = self._run(end=False)
+        self.compute_s += time.perf_counter() - t
+        return out
+
+    @torch.inference_mode()
+    def finish(self) -> np.ndarray:
+        """The end of speech: every remaining frame, its lookahead padded with silence."""
+        if self.finished:
+            return self._empty()
+        t = time.perf_counter()
+        self._add(self.audio.flush())
+        self.finished = True
+        out = self._run(end=True)
+        self.compute_s += time.perf_counter() - t
+        return out
+
+    def stats(self) -> dict:
+        return {"frames": self.emitted, "windows": self.windows, "audio_s": round(self.audio.samples_in / SAMPLE_RATE, 3),
+                "compute_s": round(self.compute_s, 4),
+                "compute_frames_per_s": round(self.emitted / max(self.compute_s, 1e-9), 1),
+                "buffered_frames": int(len(self._final)), **self.settings}
+
+    # ----------------------------------------------------------------------------------------------- internals
+    def _empty(self) -> np.ndarray:
+        s = self.preset.world.size
+        return np.zeros((0, s, s, 3), np.uint8)
+
+    def _add(self, feats: torch.Tensor) -> None:
+        self._final = torch.cat([self._final, feats.to(self._final)])
+
+    def _features(self, a: int, b: int, provisional: "torch.Tensor | None") -> torch.Tensor:
+        """Features of frames [a, b): final where known, else provisional (peek)."""
+        have = torch.cat([self._final, provisional]) if provisional is not None else self._final
+        return have[a - self._f0:b - self._f0]
+
+    def _run(self, end: bool) -> np.ndarray:
+        from vasa_lite.motion.animate import frames_of
+        from vasa_lite.motion.generate import sample_window
+
+        received = -(-self.audio.samples_in // SAMPLES_PER_FRAME) if end else self.audio.samples_in // SAMPLES_PER_FRAME
+        out, provisional = [], None
+        while True:
+            avail = received - self.emitted
+            need = self.prefix if self.emitted == 0 else self.hop
+            if avail <= 0 or (not end and avail < need):
+                break
+            # at the end, the rest goes in whole windows: nothing more will arrive to wait for
+            n = min(avail, self.model.cfg.window) if end else need
+            known = self._f0 + len(self._final)
+            if provisional is None and self.emitted + n > known:
+                provisional = self.audio.peek().to(self._final)
+            a, b = self.emitted, self.emitted + n
+            feats = self._features(a, b, provisional).to(self.device)
+            prev = None
+            if a > 0:
+                pa = max(0, a - self._P)
+                pm, pf = self._motion[-(a - pa):], self._features(pa, a, provisional).to(self.device)
+                if len(pm) < self._P:       # fewer than P frames so far: as if the first one had been held
+                    k = self._P - len(pm)
+                    pm, pf = torch.cat([pm[:1].expand(k, -1), pm]), torch.cat([pf[:1].expand(k, -1), pf])
+                prev = (pm, pf)
+            x0 = sample_window(self.model, self.smp, feats, self.base, self.scales, self.gen, prev)
+            self._motion = torch.cat([self._motion, x0])[-self._P:]
+            _, frames = frames_of(self.latent, self.source, self.model, self.model.denormalise(x0).cpu(), self.pose)
+            out.append(frames)
+            self.emitted, self.windows = b, self.windows + 1
+            # keep only the features the next window's previous-frames condition can reach
+            drop = max(0, min(self.emitted - self._P - self._f0, len(self._final)))
+            self._final, self._f0 = self._final[drop:], self._f0 + drop
+        return np.concatenate(out) if out else self._empty()
+
+
+@dataclasses.dataclass
+class StreamReport:
+    """What `stream_audio` measured. Times in ms, from the first audio sample (t = 0)."""
+    frames: np.ndarray
+    audio: np.ndarray
+    ready_ms: np.ndarray            # when each frame was ready
+    chunks_ms: np.ndarray           # when each chunk was pushed
+    interrupted: bool
+    session: dict
+
+    def summary(self) -> dict:
+        """First-frame latency, sustained fps, dropped frames (late for a 25 fps player started at the first
+        frame) and the jitter of the display times (std of the intervals between shown frames), in ms."""
+        r = self.ready_ms
+        out = {"frames": int(len(r)), "audio_s": round(len(self.audio) / SAMPLE_RATE, 3),
+               "interrupted": self.interrupted, **playback(r), **self.session}
+        return out
+
+    def save(self, path):
+        from vasa_lite.media import write_video
+
+        n = len(self.frames) * SAMPLES_PER_FRAME
+        return write_video(path, self.frames, fps=FPS, audio=self.audio[:n], sr=SAMPLE_RATE)
+
+
+def playback(ready_ms) -> dict:
+    """A 25 fps player that starts at the first ready frame and shows frame i at start + 40 i ms, or when it is
+    ready if later (then the frame counts as dropped, a stall). Returns the first-frame latency, dropped frames,
+    sustained fps (shown frames per second) and jitter (std of the intervals between shown frames, ms)."""
+    r = np.asarray(ready_ms, np.float64)
+    if not len(r):
+        return {"first_frame_ms": None, "dropped_frames": 0, "sustained_fps": 0.0, "jitter_ms": 0.0}
+    shown = np.empty_like(r)
+    shown[0] = r[0]
+    for i in range(1, len(r)):
+        shown[i] = max(r[i], shown[i - 1] + 1000.0 / FPS)
+    late = int(np.sum(r[1:] > r[0] + np.arange(1, len(r)) * 1000.0 / FPS + 1e-6))
+    gaps = np.diff(shown)
+    span = shown[-1] - shown[0]
+    return {"first_frame_ms": round(float(r[0]), 1), "dropped_frames": late,
+            "sustained_fps": round(float((len(r) - 1) / span * 1000.0), 2) if span > 0 else float(FPS),
+            "jitter_ms": round(float(gaps.std()), 2) if len(gaps) else 0.0}
+
+
+def stream_audio(session: StreamingSession, audio, sr: "int | None" = None, realtime: bool = True,
+                 chunk_ms: "int | None" = None, on_frames=None, keep_frames: bool = True) -> StreamReport:
+    """Feed speech to a session in chunks as a live source would: with realtime, each chunk is pushed when its
+    last sample would have arrived (never earlier; later if the session fell behind). on_frames(frames,
+    ready_ms) is called with each batch of new frames. Ctrl-C stops cleanly: the report keeps the frames made
+    so far (interrupted=True). keep_frames=False keeps only their times (long streams)."""
+    from vasa_lite.audio import prepare_audio
+
+    samples = prepare_audio(audio, sr)
+    chunk = int(SAMPLE_RATE * (chunk_ms or session.preset.stream.chunk_ms) / 1000)
+    if chunk < 1:
+        raise InputError(f"chunk_ms must give at least one sample, got {chunk_ms}")
+    frames, ready, pushed = [], [], []
+    interrupted = False
+    t0 = time.perf_counter()
+
+    def take(new):
+        now = 1000.0 * (time.perf_counter() - t0)
+        ready.extend([now] * len(new))
+        if keep_frames and len(new):
+            frames.append(new)
+        if on_frames is not None and len(new):
+            on_frames(new, now)
+
+    try:
+        for s in range(0, len(samples), chunk):
+            piece = samples[s:s + chunk]
+            if realtime:
+                due = t0 + (s + len(piece)) / SAMPLE_RATE
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+            pushed.append(1000.0 * (time.perf_counter() - t0))
+            take(session.push(piece))
+        take(session.finish())
+    except KeyboardInterrupt:
+        interrupted = True
+    size = session.preset.world.size
+    out = np.concatenate(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
+    return StreamReport(frames=out, audio=samples, ready_ms=np.asarray(ready), chunks_ms=np.asarray(pushed),
+                        interrupted=interrupted, session=session.stats())
+
+
+__all__ = ["StreamingSession", "StreamReport", "stream_audio", "playback", "SAMPLES_PER_FRAME"]
+
+
+# ------------------------------------------------------------------------------------------------ measuring
+BENCH_TEXT = ("Streaming makes each frame as soon as its speech has arrived. The first frame must come quickly, "
+              "and every later one must be ready before the player needs it.")
+
+
+def bench_speech(seconds: float = 12.0, lang: str = "en") -> np.ndarray:
+    """About `seconds` of espeak-ng speech at 16 kHz (the benchmark text, repeated): the same input every run."""
+    from vasa_lite.world.speech import speak
+
+    one = speak(BENCH_TEXT, lang=lang).audio
+    reps = max(1, int(np.ceil(seconds * SAMPLE_RATE / len(one))))
+    return np.tile(one, reps)[:int(seconds * SAMPLE_RATE)].astype(np.float32)
+
+
+def flops_per_frame(session: StreamingSession) -> dict:
+    """Floating-point operations per frame, counted by torch's FlopCounterMode (matrix products and convolutions;
+    sampling and element-wise work are left out, so these are lower bounds): the decoder, the guided motion
+    network (every step of a window, shared by the window's hop frames) and the audio encoder."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vasa_lite.motion.generate import sample_window
+
+    dev, model = session.device, session.model
+    D = session.audio.model.width
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as fc:
+            session.latent.decode(session.source, torch.zeros(1, 6, device=dev),
+                                  torch.zeros(1, model.motion_dim - 6, device=dev))
+        decode = fc.get_total_flops()
+        with FlopCounterMode(display=False) as fc:
+            sample_window(model, session.smp, torch.zeros(session.hop, D, device=dev), session.base, session.scales,
+                          torch.Generator().manual_seed(0))
+        window = fc.get_total_flops()
+        with FlopCounterMode(display=False) as fc:
+            session.audio.model.encode_array(np.zeros(SAMPLE_RATE, np.float32))
+        audio = fc.get_total_flops() / FPS
+    motion = window / session.hop
+    return {"decode": int(decode), "motion": int(motion), "audio": int(audio), "total": int(decode + motion + audio)}
+
+
+def device_gflops(device, seconds: float = 0.5) -> float:
+    """Measured float32 matrix-product throughput of the device (GFLOP/s): the practical ceiling."""
+    n = 1024
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    (a @ b).sum().item()
+    t, k = time.perf_counter(), 0
+    while time.perf_counter() - t < seconds:
+        (a @ b).sum().item()
+        k += 1
+    return 2 * n ** 3 * k / (time.perf_counter() - t) / 1e9
+
+
+def bench_stream(preset="cpu", seed: int = 0, device=None, frames: "int | None" = None, runs: int = 10,
+                 steps: "int | None" = None, hop: "int | None" = None, guidance=None) -> dict:
+    """`vasa-lite bench stream`: real-time streaming and offline batch speed, as JSON.
+
+    - latency: `runs` fresh streams of 1.2 s of speech fed in real time; first-frame latency p50 and p95 (ms);
+    - sustained: one real-time stream of `frames` frames (default 12 s): shown fps, dropped frames, jitter, and the
+      session's compute capacity (frames per second of compute);
+    - offline batch: the whole audio at once (`animate`'s path: 50-frame windows, decode in batches), with the
+      streaming sampler and with the paper's 50 DDPM steps;
+    - FLOPs per frame against the device's measured matrix-product throughput."""
+    from vasa_lite.audio import load_audio_encoder
+    from vasa_lite.config import get_preset
+    from vasa_lite.device import pick_device
+    from vasa_lite.latent.model import load_latent
+    from vasa_lite.motion.animate import animate, portrait_frame
+    from vasa_lite.motion.train import load_motion
+
+    p = get_preset(preset)
+    dev = pick_device(device)
+    models = (load_latent(p, device=dev), load_motion(p, device=dev), load_audio_encoder(p, device=dev))
+    portrait = portrait_frame("actor", p.world.size)
+    n = int(frames or 12 * FPS)
+    if n < FPS:
+        raise InputError(f"--frames must be at least {FPS} (one second), got {n}")
+    speech = bench_speech(n / FPS)
+
+    def session():
+        return StreamingSession(portrait, preset=p, device=dev, seed=seed, models=models, steps=steps, hop=hop,
+                                prefix=hop, guidance=guidance)
+
+    stream_audio(session(), speech[:SAMPLE_RATE], realtime=False)          # warm-up
+    lat = [stream_audio(session(), speech[:int(1.2 * SAMPLE_RATE)], keep_frames=False).summary()["first_frame_ms"]
+           for _ in range(max(1, runs))]
+    rep = stream_audio(session(), speech, keep_frames=False).summary()
+    s0 = session()
+    out = {"target": "stream", "preset": p.name, "device": str(dev), "threads": torch.get_num_threads(),
+           "size_px": p.world.size, "sampler": s0.sampler, "steps": s0.steps, "prefix_frames": s0.prefix,
+           "hop_frames": s0.hop, "guidance": s0.scales, "chunk_ms": p.stream.chunk_ms,
+           "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1),
+                          "runs": len(lat), "target_p95": 170},
+           "sustained": {k: rep[k] for k in ("frames", "audio_s", "sustained_fps", "dropped_frames", "jitter_ms",
+                                             "compute_frames_per_s")} | {"target_fps": 25}}
+    offline = {}
+    for key, kw in (("stream_sampler", {"sampler": s0.sampler, "steps": s0.steps}),
+                    ("ddpm_50_steps", {"sampler": "ddpm", "steps": 50})):
+        a = animate(portrait, speech, preset=p, device=dev, seed=seed, guidance=guidance, **kw)
+        t = a.timing
+        busy = t["encode_s"] + t["motion_s"] + t["decode_s"]
+        offline[key] = {"frames": int(len(a.frames)), "frames_per_s": round(len(a.frames) / busy, 1), **kw,
+                        "encode_s": t["encode_s"], "motion_s": t["motion_s"], "decode_s": t["decode_s"]}
+    offline["target_fps"] = 45
+    out["offline"] = offline
+    fl = flops_per_frame(s0)
+    peak = device_gflops(dev)
+    out["flops_per_frame"] = {**{k: round(v / 1e6, 2) for k, v in fl.items()}, "unit": "MFLOP"}
+    out["device_gflops_measured"] = round(peak, 1)
+    out["frames_per_s_at_device_limit"] = round(peak * 1e9 / fl["total"], 1)
+    out["meets"] = {"sustained_25fps": rep["sustained_fps"] >= 25 - 0.05 and rep["dropped_frames"] == 0,
+                    "latency_p95_170ms": out["latency_ms"]["p95"] <= 170,
+                    "offline_45fps": offline["stream_sampler"]["frames_per_s"] >= 45}
+    return out
+
+
+__all__ += ["bench_stream", "bench_speech", "flops_per_frame", "device_gflops"]
