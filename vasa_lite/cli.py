@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=None, help="frames per measurement")
 
     p = _threads(_common(sub.add_parser("train", help="train a component; writes data/checkpoints/<component>_<preset>.pt")))
-    p.add_argument("component", choices=sorted(COMPONENTS), help="what to train")
+    p.add_argument("component", choices=sorted(COMPONENTS) + ["all"],
+                   help="what to train; all: every stage the pipeline needs, in order, resumable")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the preset's)")
     p.add_argument("--out", default=None, help="checkpoint path (default: data/checkpoints/<component>_<preset>.pt)")
     p.add_argument("--no-resume", dest="resume", action="store_false",
@@ -293,7 +294,7 @@ def _parse_overrides(component: str, items: list) -> dict:
 
 def _cmd_train(args) -> int:
     _set_threads(args)
-    train = _resolve(COMPONENTS[args.component][0])
+    train = _resolve("vasa_lite.pipeline:train_all" if args.component == "all" else COMPONENTS[args.component][0])
     kwargs = {}
     for opt in ("data", "init", "overrides", "fresh", "freeze"):
         if getattr(args, opt):

@@ -48,7 +48,7 @@ class StreamingSession:
     def __init__(self, portrait, gaze=None, distance=None, emotion=None, guidance: "dict | None" = None,
                  steps: "int | None" = None, sampler: "str | None" = None, prefix: "int | None" = None,
                  hop: "int | None" = None, seed: int = 0, preset="cpu", device=None, pose: str = "relative",
-                 models: "tuple | None" = None):
+                 models: "tuple | None" = None, half: "bool | None" = None):
         from vasa_lite.audio import StreamingAudioEncoder, load_audio_encoder
         from vasa_lite.config import get_preset
         from vasa_lite.device import pick_device
@@ -80,6 +80,9 @@ class StreamingSession:
             models = (load_latent(p, device=dev), load_motion(p, device=dev), load_audio_encoder(p, device=dev))
         self.latent, self.model, encoder = models
         self.preset, self.device, self.pose, self.scales = p, dev, pose, scales
+        # half precision on CUDA (autocast: matrix products and convolutions in float16, the rest in float32); a CPU
+        # gains nothing from it, see compare_paths
+        self.half = (dev.type == "cuda") if half is None else bool(half and dev.type == "cuda")
         self.steps = int(steps if steps is not None else sc.steps)
         self.smp = None
         if not self.model.regression:
@@ -89,7 +92,8 @@ class StreamingSession:
         self.base = control_tokens(self.model, controls, dev)
         self.gen = torch.Generator().manual_seed(int(seed))
         self.audio = StreamingAudioEncoder(encoder)
-        self.settings = {"preset": p.name, "device": str(dev), "sampler": self.sampler, "steps": self.steps,
+        self.settings = {"preset": p.name, "device": str(dev), "half": self.half, "sampler": self.sampler,
+                         "steps": self.steps,
                          "prefix_frames": self.prefix, "hop_frames": self.hop, "guidance": scales, "pose": pose,
                          "seed": int(seed), **{k: (list(v) if isinstance(v, tuple) else v) for k, v in controls.items()}}
         self._P = p.motion.prev
@@ -109,7 +113,8 @@ class StreamingSession:
             raise InputError("this stream has finished; start a new StreamingSession for more speech")
         t = time.perf_counter()
         self._add(self.audio.push(chunk))
-        out = self._run(end=False)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+            out = self._run(end=False)
         self.compute_s += time.perf_counter() - t
         return out
 
@@ -121,7 +126,8 @@ class StreamingSession:
         t = time.perf_counter()
         self._add(self.audio.flush())
         self.finished = True
-        out = self._run(end=True)
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+            out = self._run(end=True)
         self.compute_s += time.perf_counter() - t
         return out
 
@@ -171,6 +177,7 @@ class StreamingSession:
                     pm, pf = torch.cat([pm[:1].expand(k, -1), pm]), torch.cat([pf[:1].expand(k, -1), pf])
                 prev = (pm, pf)
             x0 = sample_window(self.model, self.smp, feats, self.base, self.scales, self.gen, prev)
+            x0 = x0.float()
             self._motion = torch.cat([self._motion, x0])[-self._P:]
             _, frames = frames_of(self.latent, self.source, self.model, self.model.denormalise(x0).cpu(), self.pose)
             out.append(frames)
@@ -200,10 +207,18 @@ class StreamReport:
         return out
 
     def save(self, path):
+        """Write the frames as an mp4 with the speech they were made from."""
         from vasa_lite.media import write_video
 
         n = len(self.frames) * SAMPLES_PER_FRAME
         return write_video(path, self.frames, fps=FPS, audio=self.audio[:n], sr=SAMPLE_RATE)
+
+    def show(self, width: "int | None" = None):
+        """The frames with their speech, for a notebook."""
+        from vasa_lite.media import show_video
+
+        return show_video(self.frames, audio=self.audio[:len(self.frames) * SAMPLES_PER_FRAME], width=width, fps=FPS,
+                          sr=SAMPLE_RATE)
 
 
 def playback(ready_ms) -> dict:
@@ -311,6 +326,81 @@ def flops_per_frame(session: StreamingSession) -> dict:
     return {"decode": int(decode), "motion": int(motion), "audio": int(audio), "total": int(decode + motion + audio)}
 
 
+def profile_frame(session: StreamingSession, repeats: int = 3) -> dict:
+    """Where a streamed frame's time goes, in ms per frame (best of `repeats`): the audio encoder (a second of
+    speech, offline), the motion generator (one guided window of the session's steps, shared by its hop frames) and
+    the decoder (hop frames in one batch)."""
+    from vasa_lite.motion.animate import frames_of
+    from vasa_lite.motion.generate import sample_window
+
+    dev, model, hop = session.device, session.model, session.hop
+    D = session.audio.model.width
+    speech = np.random.default_rng(0).standard_normal(SAMPLE_RATE).astype(np.float32) * 0.1
+    feats = torch.randn(hop, D, device=dev)
+    motion = torch.zeros(hop, model.motion_dim)
+
+    def best(fn):
+        out = []
+        for _ in range(repeats + 1):                       # the first call warms up
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+        return min(out[1:])
+
+    with torch.inference_mode():
+        audio = best(lambda: session.audio.model.encode_array(speech)) / FPS
+        mot = best(lambda: sample_window(model, session.smp, feats, session.base, session.scales,
+                                         torch.Generator().manual_seed(0))) / hop
+        dec = best(lambda: frames_of(session.latent, session.source, model, motion, session.pose)) / hop
+    ms = {"audio": 1000 * audio, "motion": 1000 * mot, "decode": 1000 * dec}
+    ms = {k: round(v, 3) for k, v in ms.items()}
+    ms["total"] = round(sum(ms.values()), 3)
+    ms["frames_per_s"] = round(1000.0 / ms["total"], 1)
+    return ms
+
+
+def compare_paths(latent, source: dict, motion: torch.Tensor, repeats: int = 3) -> dict:
+    """The decoder's speed and output on the device paths this machine has, against the plain path (autograd
+    off with no_grad): inference_mode, channels-last memory for its 2D convolutions, and on CUDA half precision.
+    Each: frames/s and the largest difference from the plain frames (0 to 1 scale)."""
+    dev = source["image"].device
+    m = motion.to(dev)
+
+    def run():
+        return latent.decode(source, m[:, :6], m[:, 6:]).float().clamp(0, 1)
+
+    def timed(ctx_fn):
+        best, out = float("inf"), None
+        for _ in range(repeats + 1):
+            with ctx_fn():
+                t = time.perf_counter()
+                out = run()
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                best = min(best, time.perf_counter() - t)
+        return len(m) / best, out
+
+    fps0, ref = timed(torch.no_grad)
+    res = {"plain": {"frames_per_s": round(fps0, 1), "max_abs_diff": 0.0}}
+    fps, out = timed(torch.inference_mode)
+    res["inference_mode"] = {"frames_per_s": round(fps, 1), "max_abs_diff": float((out - ref).abs().max())}
+    flat = [m for m in (latent.renderer, getattr(latent, "refiner", None)) if m is not None]   # the 2D parts
+    for m_ in flat:
+        m_.to(memory_format=torch.channels_last)
+    try:
+        fps, out = timed(torch.inference_mode)
+    finally:
+        for m_ in flat:
+            m_.to(memory_format=torch.contiguous_format)
+    res["channels_last"] = {"frames_per_s": round(fps, 1), "max_abs_diff": float((out - ref).abs().max())}
+    if dev.type == "cuda":
+        fps, out = timed(lambda: torch.autocast("cuda", dtype=torch.float16))
+        res["half"] = {"frames_per_s": round(fps, 1), "max_abs_diff": float((out - ref).abs().max())}
+    for v in res.values():
+        v["speedup"] = round(v["frames_per_s"] / res["plain"]["frames_per_s"], 2)
+    return res
+
+
 def device_gflops(device, seconds: float = 0.5) -> float:
     """Measured float32 matrix-product throughput of the device (GFLOP/s): the practical ceiling."""
     n = 1024
@@ -386,4 +476,4 @@ def bench_stream(preset="cpu", seed: int = 0, device=None, frames: "int | None" 
     return out
 
 
-__all__ += ["bench_stream", "bench_speech", "flops_per_frame", "device_gflops"]
+__all__ += ["bench_stream", "bench_speech", "flops_per_frame", "device_gflops", "profile_frame", "compare_paths"]

@@ -159,16 +159,16 @@ class FaceLatentModel(nn.Module):
             mask, img = torch.zeros_like(out[:, 3:4]), rgb
         parts = {"rendered": rgb, "warped": warped, "mask": mask, "flow": flow2d}
         if self.refiner is not None:
-            img, parts["refined"], parts["refine_mask"] = self.refine(img, z_pose, z_dyn)
+            img, parts["refined"], parts["refine_mask"] = self.refine(img, z_pose, z_dyn, src["z_dyn"])
         if return_parts:
             return img, parts
         return img
 
-    def refine(self, img: torch.Tensor, z_pose: torch.Tensor, z_dyn: torch.Tensor) -> tuple:
-        """The expression refiner's pass: the face crop that z_pose aligns is repainted for z_dyn and pasted back
-        through its mask. Returns (frames, the repainted crop, its mask in the frame)."""
+    def refine(self, img: torch.Tensor, z_pose: torch.Tensor, z_dyn: torch.Tensor, z_dyn_source: torch.Tensor) -> tuple:
+        """The expression refiner's pass: the face crop that z_pose aligns is repainted for z_dyn (the source showed
+        z_dyn_source) and pasted back through its mask. Returns (frames, the repainted crop, its mask in the frame)."""
         crop = geo.face_crop(img, z_pose, self.size // 2)
-        rgb, m = self.refiner(crop, z_dyn)
+        rgb, m = self.refiner(crop, z_dyn, z_dyn_source)
         pasted = geo.paste_crop(torch.cat([rgb, m], 1), z_pose, self.size)
         mask = pasted[:, 3:4]
         return img + mask * (pasted[:, :3] - img), rgb, mask

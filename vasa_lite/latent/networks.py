@@ -141,13 +141,15 @@ class ExpressionRefiner(nn.Module):
     The volume path moves the mouth and eyelids through a flow at S/4, too coarse to open a jaw that the source
     held shut, so frames kept the source's expression. This small U-Net sees the face crop that z_pose aligns (the
     mouth and eyes always at the same pixels) and gets z_dyn as a spatial map at crop/4, so it can paint the
-    mouth's inside and the eyelids exactly where they are. Its mask starts near 0: at first it changes nothing."""
+    mouth's inside and the eyelids exactly where they are. It also gets the source's own z_dyn (the expression the
+    frame shows already), so where the two agree it learns to leave the frame alone. Its mask starts near 0: at
+    first it changes nothing."""
 
     def __init__(self, cfg, crop: int):
         super().__init__()
         w, self.r = cfg.refiner_width, crop // 4
         self.down1, self.down2 = _conv(3, w, stride=2), _conv(w, 2 * w, stride=2)
-        self.code = nn.Linear(cfg.dyn_dim, 16 * self.r * self.r)
+        self.code = nn.Linear(2 * cfg.dyn_dim, 16 * self.r * self.r)
         self.mid = nn.Sequential(_conv(2 * w + 16, 2 * w), ResBlock(2 * w))
         self.up1 = _conv(2 * w + w, w)
         self.up2 = _conv(w + 3, w)
@@ -159,11 +161,11 @@ class ExpressionRefiner(nn.Module):
         ramp = (torch.minimum(torch.arange(crop), torch.arange(crop).flip(0)).float() / (0.1 * crop)).clamp(max=1)
         self.register_buffer("feather", (ramp[:, None] * ramp[None, :])[None, None], persistent=False)
 
-    def forward(self, crop, z_dyn):
+    def forward(self, crop, z_dyn, z_dyn_source):
         n = crop.shape[0]
         a = F.relu(self.down1(crop - 0.5))
         b = F.relu(self.down2(a))
-        code = self.code(z_dyn).view(n, 16, self.r, self.r)
+        code = self.code(torch.cat([z_dyn, z_dyn_source.expand_as(z_dyn)], 1)).view(n, 16, self.r, self.r)
         x = self.mid(torch.cat([b, code], 1))
         x = F.relu(self.up1(torch.cat([F.interpolate(F.relu(x), scale_factor=2, mode="nearest"), a], 1)))
         x = F.relu(self.up2(torch.cat([F.interpolate(x, scale_factor=2, mode="nearest"), crop - 0.5], 1)))

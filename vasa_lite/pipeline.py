@@ -1,0 +1,105 @@
+"""`vasa-lite train all --preset P`: every checkpoint the pipeline needs, trained in order, resumable.
+
+Order matters: the audio encoder and the instruments first (the latent space's cross-identity loss uses the identity
+network), then the face latent space in two stages (the whole model, then the expression refiner alone with the
+rest frozen, see latent.networks.ExpressionRefiner), then the motion generator and the regression baseline (they
+learn from motion codes the latent space's encoders compute).
+
+Each stage writes its checkpoint under data/checkpoints/ (or $VASA_LITE_CHECKPOINTS). A stage whose checkpoint is
+already complete (its recorded steps are the stage's) is skipped; an interrupted one resumes from its .resume.pt.
+So running the command again after a stop picks up where it left off. Once a stage trains, every later stage trains
+too: they learned from what it made before."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+# the latent model's parts other than the refiner: frozen in the refiner stage
+LATENT_CORE = ("appearance", "identity", "pose", "dynamics", "flow", "occupancy", "renderer", "expression_head")
+# the refiner stage: reconstruction only (the transfer and cross-identity losses cannot move it), some self pairs
+# so that it learns to leave a frame alone when the expression already matches; steps per preset
+REFINER_STAGE = {"overrides": {"transfer_weight": 0.0, "cross_id_weight": 0.0, "self_pairs": 0.2},
+                 "steps": {"smoke": 20, "cpu": 2000, "gpu": 8000}}
+
+
+def stages(preset) -> list[dict]:
+    """The stages of `train all` for a preset, in order: name, the train function, its keyword arguments, and the
+    checkpoint it writes."""
+    from vasa_lite.checkpoints import checkpoint_path
+    from vasa_lite.config import get_preset
+
+    p = get_preset(preset)
+    out = []
+
+    def add(name, spec, component=None, **kw):
+        out.append({"name": name, "train": spec, "kwargs": kw,
+                    "checkpoint": kw.get("out") or checkpoint_path(component or name, p.name)})
+
+    add("audio", "vasa_lite.audio:train_audio")
+    for name in ("attributes", "identity", "fvd", "syncnet"):      # syncnet tracks faces with the attribute net
+        add(name, f"vasa_lite.instruments.{name}:train_{name}")
+    add("capp", "vasa_lite.instruments.capp:train_capp")
+    base = checkpoint_path("latent_base", p.name)
+    add("latent_base", "vasa_lite.latent.train:train_latent", out=base)
+    if p.latent.refiner_width:
+        add("latent", "vasa_lite.latent.train:train_latent", init=base, freeze=LATENT_CORE,
+            overrides=dict(REFINER_STAGE["overrides"]), steps=REFINER_STAGE["steps"].get(p.name, 2000))
+    else:
+        out[-1]["kwargs"]["out"] = out[-1]["checkpoint"] = checkpoint_path("latent", p.name)
+    add("motion", "vasa_lite.motion.train:train_motion")
+    add("regression", "vasa_lite.motion.train:train_motion", baseline="regression")
+    return out
+
+
+def stage_done(stage: dict, steps: "int | None") -> bool:
+    """A stage is complete when its checkpoint exists and records the steps the stage asks for."""
+    from vasa_lite.checkpoints import load_checkpoint
+    from vasa_lite.errors import CheckpointError
+
+    path = Path(stage["checkpoint"])
+    if not path.exists():
+        return False
+    try:
+        _, meta = load_checkpoint(path)
+    except CheckpointError:
+        return False
+    want = stage["kwargs"].get("steps") or steps
+    return want is None or int(meta.get("steps", -1)) == int(want)
+
+
+def train_all(preset="cpu", seed: int = 0, device=None, steps: "int | None" = None, resume: bool = True, out=None,
+              progress: bool = True, only=None) -> dict:
+    """Run every stage in order (see the module doc); returns each stage's status and seconds. steps: override every
+    stage's step count (a quick trial); only: a list of stage names to run (the others are left as they are)."""
+    from vasa_lite.cli import _resolve
+    from vasa_lite.config import get_preset
+    from vasa_lite.errors import InputError
+
+    if out is not None:
+        raise InputError("train all writes each stage's own checkpoint; set VASA_LITE_CHECKPOINTS=DIR to use "
+                         "another folder")
+    p = get_preset(preset)
+    plan = stages(p)
+    names = [s["name"] for s in plan]
+    if only is not None and set(only) - set(names):
+        raise InputError(f"unknown stage(s) {sorted(set(only) - set(names))}; the stages are {', '.join(names)}")
+    report, retrain = {}, False
+    for stage in plan:
+        name = stage["name"]
+        if only is not None and name not in only:
+            report[name] = {"status": "not asked"}
+            continue
+        if resume and not retrain and stage_done(stage, steps):
+            report[name] = {"status": "already complete", "checkpoint": str(stage["checkpoint"])}
+            continue
+        kw = dict(stage["kwargs"])
+        if steps is not None:
+            kw["steps"] = steps
+        if progress:
+            print(f"== train all: {name} ({p.name})", flush=True)
+        t = time.perf_counter()
+        _resolve(stage["train"])(preset=p, seed=seed, device=device, resume=resume, progress=progress, **kw)
+        retrain = True
+        report[name] = {"status": "trained", "seconds": round(time.perf_counter() - t, 1),
+                        "checkpoint": str(stage["checkpoint"])}
+    return {"preset": p.name, "stages": report}
