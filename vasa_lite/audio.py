@@ -600,14 +600,18 @@ def train_audio(preset="cpu", seed: int = 0, device=None, steps: "int | None" = 
     w = cfg.window
 
     def step_fn(step, gen):
+        from vasa_lite.training import shard
+
+        # the global batch, augmentation included, is drawn alike on every rank from the shared generator (cheap
+        # slicing); each rank trains on its shard (under torchrun), so N ranks see what one process would
         idx = torch.randint(len(mels), (cfg.batch_size,), generator=gen).tolist()
         xb, yb = [], []
         for i in idx:
             s = int(torch.randint(len(labels[i]) - w + 1, (1,), generator=gen))
             xb.append(torch.from_numpy(mels[i][s * MEL_PER_FRAME:(s + w) * MEL_PER_FRAME]))
             yb.append(torch.from_numpy(labels[i][s:s + w]))
-        x = _augment(torch.stack(xb), gen).to(dev)
-        y = torch.stack(yb).to(dev)
+        x = shard(_augment(torch.stack(xb), gen)).to(dev)
+        y = shard(torch.stack(yb)).to(dev)
         _, logits = model(x)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         acc = (logits.argmax(-1) == y).float().mean()

@@ -307,7 +307,10 @@ def _cmd_train(args) -> int:
         kwargs["baseline"] = args.baseline
     summary = train(preset=args.preset, seed=args.seed, device=args.device, steps=args.steps, resume=args.resume,
                     out=args.out, progress=not args.quiet, **kwargs)
-    print(json.dumps(summary, indent=2))
+    from vasa_lite.training import dist_info
+
+    if dist_info()[0] == 0:                         # under torchrun, one summary, from rank 0
+        print(json.dumps(summary, indent=2, default=str))
     return 0
 
 

@@ -231,7 +231,8 @@ PRESETS: dict[str, Preset] = {
             identity=IdentityConfig(size=32, width=8, embed=32, steps=30, batch_size=16),
             train_per_actor=4, test_per_actor=4),
         latent=LatentConfig(width=8, vol_channels=4, vol_depth=4, id_dim=16, dyn_dim=16, flow_depth=2,
-                            render_width=16, per_actor=8, steps=40, batch_size=4, lr=2e-3, dyn_warmup=50),
+                            render_width=16, refiner_width=8, per_actor=8, steps=40, batch_size=4, lr=2e-3,
+                            dyn_warmup=50),
         # smoke clips are 34-56 frames long: a shorter window so that windows and their history fit in a clip
         motion=MotionConfig(window=24, prev=6, layers=2, width=64, heads=4, ffn=128, steps=200, batch_size=16,
                             lr=2e-3),
@@ -241,6 +242,7 @@ PRESETS: dict[str, Preset] = {
         description="a laptop CPU: minutes per notebook, 128 px",
         world=WorldConfig(size=128, n_train_actors=320, n_val_actors=20, n_test_actors=40, clips_per_actor=2),
         batch_size=16,
+        latent=LatentConfig(refiner_width=16),
     ),
     "gpu": Preset(
         name="gpu",
@@ -251,7 +253,7 @@ PRESETS: dict[str, Preset] = {
         audio=AudioConfig(width=256, layers=6, heads=4, ffn=512, steps=10000, batch_size=32),
         capp=CappConfig(width=128, code=16, steps=10000, batch_size=64),
         latent=LatentConfig(width=32, vol_channels=16, vol_depth=16, id_dim=64, dyn_dim=48, render_width=64,
-                            per_actor=32, steps=30000, batch_size=16),
+                            refiner_width=32, per_actor=32, steps=30000, batch_size=16),
         # the paper's motion transformer: 8 layers, width 512, 8 heads
         motion=MotionConfig(layers=8, width=512, heads=8, ffn=2048, steps=60000, batch_size=128, lr=3e-4),
     ),

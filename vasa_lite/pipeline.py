@@ -18,8 +18,8 @@ from pathlib import Path
 LATENT_CORE = ("appearance", "identity", "pose", "dynamics", "flow", "occupancy", "renderer", "expression_head")
 # the refiner stage: reconstruction only (the transfer and cross-identity losses cannot move it), some self pairs
 # so that it learns to leave a frame alone when the expression already matches; steps per preset
-REFINER_STAGE = {"overrides": {"transfer_weight": 0.0, "cross_id_weight": 0.0, "self_pairs": 0.2},
-                 "steps": {"smoke": 20, "cpu": 2000, "gpu": 8000}}
+REFINER_STAGE = {"overrides": {"transfer_weight": 0.0, "cross_id_weight": 0.0, "self_pairs": 0.2, "lr": 5e-4},
+                 "steps": {"smoke": 20, "cpu": 1000, "gpu": 4000}}
 
 
 def stages(preset) -> list[dict]:

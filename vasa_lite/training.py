@@ -9,20 +9,28 @@ The loop owns the optimiser step (backward, gradient clipping, scheduler); `step
 the given generator and returns the loss. Because the batch sampler draws from that generator, and its state is
 saved with the weights, a resumed run continues exactly where the interrupted one stopped.
 
+Under `torchrun --nproc_per_node N` the same loop is data-parallel (DistributedDataParallel's scheme): every rank
+draws the same global batch from the shared generator and trains on its `shard`; gradients are averaged across
+ranks before each optimiser step, and only rank 0 writes checkpoints, logs and progress bars.
+
 Also here: `load_split`, the raw clips of a world split (from the cache, or made on the fly when the cache is
 absent: clips are deterministic and take ~20 ms each), and `linear_probe`, the standard test of what frozen
 features carry.
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from vasa_lite.checkpoints import load_checkpoint, save_checkpoint
 from vasa_lite.errors import CheckpointError, InputError
@@ -58,6 +66,55 @@ def _scalar(v) -> float:
     return float(v.detach()) if torch.is_tensor(v) else float(v)
 
 
+# ------------------------------------------------------------------------------------------- distributed
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) of this process: (0, 1) unless a torch.distributed process group is running."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed(device=None) -> tuple[int, int]:
+    """Join the process group when torchrun started this process (RANK, WORLD_SIZE, LOCAL_RANK are set); returns
+    dist_info(). NCCL for CUDA (device: the model's; default: CUDA if present), gloo otherwise. A plain `python` or
+    `vasa-lite` run has none of those variables and stays a single process, with no group."""
+    if (all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK")) and dist.is_available()
+            and not dist.is_initialized()):
+        cuda = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        dist.init_process_group("nccl" if cuda else "gloo")
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+    return dist_info()
+
+
+# Components move their model to pick_device() ("cuda": the current GPU) before they build a Trainer, so a torchrun
+# worker selects its own GPU as soon as the training code is imported; otherwise every rank would sit on GPU 0.
+if "LOCAL_RANK" in os.environ and torch.cuda.is_available():
+    torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+
+
+def shard(batch):
+    """This rank's equal part of a global batch: a list, array or tensor cut along its first axis (a dict: each
+    value; None stays None). One process gets the whole batch, unchanged.
+
+    Every rank draws the same global batch from the shared generator and keeps its slice, so N ranks together
+    train on exactly the batch one process would."""
+    rank, world = dist_info()
+    if world == 1 or batch is None:
+        return batch
+    if isinstance(batch, dict):
+        return {k: shard(v) for k, v in batch.items()}
+    n = len(batch)
+    if n % world:
+        raise InputError(f"a global batch of {n} does not split evenly over {world} processes; use a batch size "
+                         f"divisible by {world}")
+    per = n // world
+    return batch[rank * per:(rank + 1) * per]
+
+
 class Trainer:
     """Runs `step_fn` for `steps` optimiser steps with logging, checkpoints and resume.
 
@@ -65,6 +122,10 @@ class Trainer:
     state every `ckpt_every` steps (and on Ctrl-C); it is removed when the run completes. `<stem>.jsonl` gets one
     line per `log_every` steps with the mean of each logged value. extra: saved in the metadata of both files; a
     resume whose extra differs (another architecture) is refused rather than silently mixing two runs.
+
+    Under torchrun (see `init_distributed`): ranks start from rank 0's weights, draw the same batches from the
+    generator (seeded `seed` on every rank), seed their global RNG seed + rank, average gradients every step; rank 0
+    alone writes files and shows progress, and eval_fn runs on rank 0 only.
     """
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, component: str, preset,
@@ -78,7 +139,9 @@ class Trainer:
         self.ckpt_every, self.log_every = max(1, int(ckpt_every)), max(1, int(log_every))
         self.grad_clip, self.progress = grad_clip, progress
         self.extra = dict(extra or {})
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.seed = int(seed)
+        # the batch sampler's generator: seeded alike on every rank, so all ranks draw the same global batches
+        self.generator = torch.Generator().manual_seed(self.seed)
         self.state_fn = state_fn or model.state_dict
         self.step = 0
         self.elapsed = 0.0   # seconds of training so far, resumed runs included
@@ -117,6 +180,42 @@ class Trainer:
                  if ln.strip() and json.loads(ln).get("step", 0) <= keep_until]
         self.log_path.write_text("".join(ln + "\n" for ln in lines))
 
+    # ----------------------------------------------------------------------------------------- distributed
+    def _sync_start(self, rank: int, world: int) -> None:
+        """Every rank starts from rank 0's weights (its fresh init or resumed state), with its own global RNG seed."""
+        from vasa_lite.device import seed_everything
+
+        for t in [*self.model.parameters(), *self.model.buffers()]:
+            dist.broadcast(t.data, src=0)
+        # dropout masks and any noise drawn from the global RNG must differ between ranks, and after a resume differ
+        # from the steps already done: seed + rank + world * step is unique per (rank, starting step)
+        seed_everything(self.seed + rank + world * self.step)
+
+    def _average_across_ranks(self, values: dict, world: int) -> dict:
+        """DistributedDataParallel's gradient averaging, by hand: each gradient becomes its mean over the ranks, the
+        gradient of the global batch's mean loss (shards are equal). DDP itself only hooks `model(...)`, and the
+        components call their models' parts directly (model.pose, model.decode, ...), so it would miss gradients.
+        The logged values are averaged in the same all-reduce, so the log shows the global batch."""
+        params = [q for g in self.optimizer.param_groups for q in g["params"]]
+        dev, n = params[0].device, sum(q.numel() for q in params)
+        # a parameter outside this rank's graph counts as a zero gradient (as DDP's find_unused_parameters); one
+        # outside every rank's graph keeps no gradient, so the optimiser skips it just as with one process
+        has_grad = torch.tensor([q.grad is not None for q in params], dtype=torch.float32, device=dev)
+        grads = [(q.grad if q.grad is not None else torch.zeros_like(q)).reshape(-1).float() for q in params]
+        logged = torch.tensor(list(values.values()), dtype=torch.float32, device=dev)
+        flat = torch.cat([*grads, has_grad, logged])             # one all-reduce per step
+        dist.all_reduce(flat)
+        flat /= world
+        o = 0
+        for q, used in zip(params, flat[n:n + len(params)].tolist()):
+            mean = flat[o:o + q.numel()].view(q.shape)
+            o += q.numel()
+            if q.grad is not None:
+                q.grad.copy_(mean)
+            elif used > 0:
+                q.grad = mean.to(q.dtype)
+        return dict(zip(values, flat[n + len(params):].tolist()))
+
     # ------------------------------------------------------------------------------------------ the loop
     def fit(self, step_fn: Callable[[int, torch.Generator], dict], steps: int, *, resume: bool = True,
             eval_fn: "Callable[[], dict] | None" = None) -> dict:
@@ -128,72 +227,90 @@ class Trainer:
 
         if steps < 1:
             raise InputError(f"steps must be >= 1, got {steps}")
+        rank, world = init_distributed(next(self.model.parameters()).device)
+        main = rank == 0                     # the one rank that writes files and shows progress
         resumed = resume and self._try_resume()
-        if not resume and resume_path(self.path).exists():
+        if main and not resume and resume_path(self.path).exists():
             resume_path(self.path).unlink()
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        if resumed:
-            self._truncate_log(self.step)
-        else:
-            self.log_path.write_text("")
+        if main:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            if resumed:
+                self._truncate_log(self.step)
+            else:
+                self.log_path.write_text("")
+        if world > 1:
+            self._sync_start(rank, world)
         start_step = self.step
         sums: dict[str, float] = {}
         n_sum = 0
         recent: list[float] = []
         self.model.train()
         t0 = time.perf_counter()
-        bar = tqdm(total=steps, initial=self.step, desc=f"train {self.component}", disable=not self.progress,
-                   unit="step", dynamic_ncols=True)
+        bar = tqdm(total=steps, initial=self.step, desc=f"train {self.component}",
+                   disable=not (self.progress and main), unit="step", dynamic_ncols=True)
         try:
-            with open(self.log_path, "a") as log:
+            with (open(self.log_path, "a") if main else contextlib.nullcontext()) as log:
                 while self.step < steps:
                     out = step_fn(self.step, self.generator)
-                    loss = out["loss"]
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"loss became {float(loss)} at step {self.step}; lower the "
-                                                 "learning rate or check the data")
                     self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    out["loss"].backward()
+                    values = {k: _scalar(v) for k, v in out.items()}
+                    if world > 1:
+                        values = self._average_across_ranks(values, world)
+                    # checked on the global mean, so that every rank stops together
+                    if not math.isfinite(values["loss"]):
+                        raise FloatingPointError(f"loss became {values['loss']} at step {self.step}; lower the "
+                                                 "learning rate or check the data")
                     if self.grad_clip:
                         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
                     self.optimizer.step()
                     if self.scheduler is not None:
                         self.scheduler.step()
                     self.step += 1
-                    for k, v in out.items():
-                        sums[k] = sums.get(k, 0.0) + _scalar(v)
+                    for k, v in values.items():
+                        sums[k] = sums.get(k, 0.0) + v
                     n_sum += 1
-                    recent = (recent + [_scalar(loss)])[-50:]
+                    recent = (recent + [values["loss"]])[-50:]
                     bar.update(1)
                     if self.step % self.log_every == 0 or self.step == steps:
                         row = {"step": self.step, **{k: round(v / n_sum, 6) for k, v in sums.items()},
                                "lr": self.optimizer.param_groups[0]["lr"],
                                "time_s": round(self.elapsed + time.perf_counter() - t0, 2)}
-                        log.write(json.dumps(row) + "\n")
-                        log.flush()
+                        if main:
+                            log.write(json.dumps(row) + "\n")
+                            log.flush()
                         bar.set_postfix(loss=f"{row['loss']:.4f}")
                         sums, n_sum = {}, 0
                     if self.step % self.ckpt_every == 0 and self.step < steps:
                         self.elapsed += time.perf_counter() - t0
                         t0 = time.perf_counter()
-                        self._save_resume()
+                        if main:
+                            self._save_resume()
         except KeyboardInterrupt:
             self.elapsed += time.perf_counter() - t0
-            self._save_resume()
+            if main:
+                self._save_resume()
             bar.close()
             raise
         bar.close()
         self.elapsed += time.perf_counter() - t0
         self.model.eval()
+        if world > 1:
+            # buffers are not averaged (BatchNorm's running statistics drift apart); like DDP, rank 0's count
+            for t in self.model.buffers():
+                dist.broadcast(t.data, src=0)
         metrics = {"final_loss": float(np.mean(recent)) if recent else math.nan,
                    "train_seconds": round(self.elapsed, 1)}
-        if eval_fn is not None:
-            with torch.no_grad():
-                metrics.update(eval_fn())
-        save_checkpoint(self.path, self.state_fn(), component=self.component, preset=self.preset, steps=self.step,
-                        metrics=metrics, extra={**self.extra, "log": self.log_path.name})
-        if resume_path(self.path).exists():
-            resume_path(self.path).unlink()
+        if main:
+            if eval_fn is not None:
+                with torch.no_grad():
+                    metrics.update(eval_fn())
+            save_checkpoint(self.path, self.state_fn(), component=self.component, preset=self.preset,
+                            steps=self.step, metrics=metrics, extra={**self.extra, "log": self.log_path.name})
+            if resume_path(self.path).exists():
+                resume_path(self.path).unlink()
+        if world > 1:
+            dist.barrier()                   # no rank returns before rank 0 has written the checkpoint
         return {"checkpoint": str(self.path), "log": str(self.log_path), "steps": self.step,
                 "resumed_from": start_step if resumed else None, "steps_this_run": self.step - start_step,
                 "metrics": metrics}

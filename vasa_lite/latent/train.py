@@ -319,14 +319,17 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
     fixed = (bank_batch(frames, pi).to(dev), bank_batch(frames, pj).to(dev))
 
     def step_fn(step, gen):
-        i, j, k = sampler.sample(cfg.batch_size, gen, cfg.self_pairs)
+        from vasa_lite.training import dist_info, shard
+
+        # every rank draws the same global batch of pairs from the shared generator and trains on its shard
+        i, j, k = (shard(a) for a in sampler.sample(cfg.batch_size, gen, cfg.self_pairs))
         x_i, x_j = bank_batch(frames, i).to(dev), bank_batch(frames, j).to(dev)
         x_k = bank_batch(frames, k).to(dev) if k is not None else None
         ang = torch.cat([angles[i], angles[j]]).to(dev) if angles is not None else None
         expr = torch.cat([expression[i], expression[j]]).to(dev) if expression is not None else None
         res = latent_step(model, x_i, x_j, x_k, ang, id_net, cfg, expr,
                           boxes[j].to(dev) if boxes is not None else None)
-        if preview_every and (step + 1) % preview_every == 0:
+        if preview_every and (step + 1) % preview_every == 0 and dist_info()[0] == 0:   # rank 0 writes files
             save_preview(model, *fixed, preview)
         return res
 
@@ -336,11 +339,14 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
     trainer = Trainer(model, opt, component="latent", preset=p, path=path, scheduler=sched, seed=seed,
                       progress=progress, ckpt_every=max(20, min(500, steps // 10)), log_every=10, extra=extra)
     summary = trainer.fit(step_fn, steps, resume=resume)
-    save_preview(model, *fixed, preview)
-    if bank.get("tracks") is not None:              # slider directions need ground truth (world data only)
-        from vasa_lite.latent.controls import attach_controls
+    from vasa_lite.training import dist_info
 
-        attach_controls(p, path, bank, model=model)
+    if dist_info()[0] == 0:                         # under torchrun, only rank 0 writes files
+        save_preview(model, *fixed, preview)
+        if bank.get("tracks") is not None:          # slider directions need ground truth (world data only)
+            from vasa_lite.latent.controls import attach_controls
+
+            attach_controls(p, path, bank, model=model)
     summary["preview"] = str(preview)
     summary["dyn_warm_up"] = warm_up
     summary["parameters"] = sum(q.numel() for q in model.parameters())

@@ -138,10 +138,19 @@ def train_motion(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
         opt, lambda s: min(1.0, (s + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))))
 
     def step_fn(step, gen):
+        from vasa_lite.training import dist_info, shard
+
+        # the global batch of windows, their condition dropout and diffusion timesteps are drawn alike on every rank
+        # from the shared generator; each rank trains on its shard (under torchrun)
         batch = sample_windows(data, cfg.batch_size, cfg.window, cfg.prev, gen)
         masks = drop_masks(cfg.batch_size, cfg, gen, batch["prev_ok"])
+        t = None if schedule is None else shard(schedule.sample_timesteps(cfg.batch_size, gen))
+        batch, masks = shard(batch), shard(masks)
         cond = make_condition(batch, model, masks, dev)
-        return motion_loss(model, schedule, batch, cond, gen, cfg.velocity_weight)
+        # the noise of this rank's windows: from gen it would be the same on every rank, so under torchrun it comes
+        # from the rank's own global RNG (seeded seed + rank); with one process gen, as always
+        noise_gen = gen if dist_info()[1] == 1 else torch.default_generator
+        return motion_loss(model, schedule, batch, cond, noise_gen, cfg.velocity_weight, t=t)
 
     def eval_fn():
         return validation_loss(model, val, schedule, seed=seed)
