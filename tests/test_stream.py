@@ -109,6 +109,11 @@ def test_playback_counts_late_frames_and_jitter():
     slow = np.arange(50) * 50.0                               # only 20 fps: the player stalls
     p = playback(slow)
     assert p["dropped_frames"] == 49 and p["sustained_fps"] == pytest.approx(20.0)
+    assert p["buffer_for_no_drops_ms"] == pytest.approx(49 * 10.0)   # the last frame is 490 ms behind schedule
+    one_stall = np.arange(50) * 40.0
+    one_stall[10:] += 30.0                                   # one window 30 ms late, then back on pace
+    p = playback(one_stall)
+    assert p["dropped_frames"] == 40 and p["buffer_for_no_drops_ms"] == pytest.approx(30.0)
 
 
 def test_bad_settings_fail_before_any_model_loads():

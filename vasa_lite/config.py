@@ -186,9 +186,9 @@ class StreamConfig:
     window makes `hop` frames. Latency is at least (hop frames of audio) + (one window's compute)."""
     chunk_ms: int = 40             # one video frame of audio per chunk, as a live source would send it
     prefix: int = 2                # frames of audio the first window waits for (80 ms)
-    hop: int = 4                   # frames per later window (160 ms)
+    hop: int = 2                   # frames per later window (80 ms): equal to prefix, so later frames keep pace
     sampler: str = "ddim"          # deterministic and few-step: the streaming default
-    steps: int = 5                 # sampling steps per window (notebook 06 measures the trade-off)
+    steps: int = 3                 # sampling steps per window (notebook 06 measures the trade-off)
 
 
 @dataclass(frozen=True)

@@ -224,7 +224,8 @@ class StreamReport:
 def playback(ready_ms) -> dict:
     """A 25 fps player that starts at the first ready frame and shows frame i at start + 40 i ms, or when it is
     ready if later (then the frame counts as dropped, a stall). Returns the first-frame latency, dropped frames,
-    sustained fps (shown frames per second) and jitter (std of the intervals between shown frames, ms)."""
+    sustained fps (shown frames per second), jitter (std of the intervals between shown frames, ms) and the playout
+    buffer (ms of waiting before the first frame is shown) with which no frame would be late."""
     r = np.asarray(ready_ms, np.float64)
     if not len(r):
         return {"first_frame_ms": None, "dropped_frames": 0, "sustained_fps": 0.0, "jitter_ms": 0.0}
@@ -232,12 +233,15 @@ def playback(ready_ms) -> dict:
     shown[0] = r[0]
     for i in range(1, len(r)):
         shown[i] = max(r[i], shown[i - 1] + 1000.0 / FPS)
-    late = int(np.sum(r[1:] > r[0] + np.arange(1, len(r)) * 1000.0 / FPS + 1e-6))
+    behind = r - (r[0] + np.arange(len(r)) * 1000.0 / FPS)          # how late each frame is for the schedule
+    late = int(np.sum(behind[1:] > 1e-6))
     gaps = np.diff(shown)
     span = shown[-1] - shown[0]
     return {"first_frame_ms": round(float(r[0]), 1), "dropped_frames": late,
             "sustained_fps": round(float((len(r) - 1) / span * 1000.0), 2) if span > 0 else float(FPS),
-            "jitter_ms": round(float(gaps.std()), 2) if len(gaps) else 0.0}
+            "jitter_ms": round(float(gaps.std()), 2) if len(gaps) else 0.0,
+            # a player that waits this long after the first frame before it starts never stalls
+            "buffer_for_no_drops_ms": round(float(max(0.0, behind.max())), 1)}
 
 
 def stream_audio(session: StreamingSession, audio, sr: "int | None" = None, realtime: bool = True,
@@ -454,7 +458,7 @@ def bench_stream(preset="cpu", seed: int = 0, device=None, frames: "int | None" 
            "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1),
                           "runs": len(lat), "target_p95": 170},
            "sustained": {k: rep[k] for k in ("frames", "audio_s", "sustained_fps", "dropped_frames", "jitter_ms",
-                                             "compute_frames_per_s")} | {"target_fps": 25}}
+                                             "buffer_for_no_drops_ms", "compute_frames_per_s")} | {"target_fps": 25}}
     offline = {}
     for key, kw in (("stream_sampler", {"sampler": s0.sampler, "steps": s0.steps}),
                     ("ddpm_50_steps", {"sampler": "ddpm", "steps": 50})):
@@ -470,8 +474,12 @@ def bench_stream(preset="cpu", seed: int = 0, device=None, frames: "int | None" 
     out["flops_per_frame"] = {**{k: round(v / 1e6, 2) for k, v in fl.items()}, "unit": "MFLOP"}
     out["device_gflops_measured"] = round(peak, 1)
     out["frames_per_s_at_device_limit"] = round(peak * 1e9 / fl["total"], 1)
-    out["meets"] = {"sustained_25fps": rep["sustained_fps"] >= 25 - 0.05 and rep["dropped_frames"] == 0,
+    buffered = out["latency_ms"]["p95"] + rep["buffer_for_no_drops_ms"]
+    out["latency_ms"]["p95_with_playout_buffer"] = round(buffered, 1)
+    out["meets"] = {"sustained_25fps_no_drops": rep["sustained_fps"] >= 25 - 0.05 and rep["dropped_frames"] == 0,
                     "latency_p95_170ms": out["latency_ms"]["p95"] <= 170,
+                    # a player that starts buffer_for_no_drops_ms after the first frame: no stall, and still in time
+                    "no_drops_within_170ms_with_buffer": buffered <= 170 and rep["compute_frames_per_s"] >= 25,
                     "offline_45fps": offline["stream_sampler"]["frames_per_s"] >= 45}
     return out
 
