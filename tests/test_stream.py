@@ -192,3 +192,27 @@ def test_demo_writes_a_generated_video_with_sound(tmp_path, speech):
     info = probe(out)
     assert info["audio"] is not None and rep["frames"] > 50 and abs(info["duration"] - rep["frames"] / 25) < 0.1
     assert rep["size"] == [SIZE, SIZE]
+
+
+def test_cli_ctrl_c_stops_cleanly_and_writes_the_frames_so_far(tmp_path, speech):
+    import signal
+    import time
+
+    from vasa_lite.media import probe
+
+    from vasa_lite.media import write_audio
+
+    out = tmp_path / "stopped.mp4"
+    wav = write_audio(tmp_path / "long.wav", np.tile(speech, 20))        # far longer than the test waits
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "vasa_lite", "stream", "--preset", "smoke", "--audio", str(wav),
+                          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(12.0)                                        # loading, then a few seconds of real-time streaming
+    assert p.poll() is None, "the stream ended before it could be stopped"
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=120)
+    assert p.returncode == 130, stderr
+    assert "kept the" in stderr and "Traceback" not in stderr
+    rep = json.loads(stdout)
+    assert rep["interrupted"] and rep["frames"] > 0
+    assert abs(probe(out)["duration"] - rep["frames"] / 25) < 0.1

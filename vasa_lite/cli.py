@@ -222,8 +222,9 @@ def _cmd_stream(args) -> int:
     def live(frames, now_ms):                       # one updating line: frames so far, their rate, the latency
         done["n"] += len(frames)
         first = done.setdefault("first", now_ms)
-        rate = (done["n"] - 1) / max(now_ms - first, 1e-9) * 1000.0 if done["n"] > 1 else 0.0
-        print(f"\rframes {done['n']:5d}  fps {rate:5.1f}  first frame after {first:6.1f} ms", end="", file=sys.stderr,
+        # frames per second since the first frame (windows arrive a few frames at once, so wait a second)
+        rate = f"{(done['n'] - len(frames)) / (now_ms - first) * 1000.0:5.1f}" if now_ms - first >= 1000 else "  ..."
+        print(f"\rframes {done['n']:5d}  fps {rate}  first frame after {first:6.1f} ms", end="", file=sys.stderr,
               flush=True)
 
     report = stream_audio(session, audio, realtime=args.realtime, on_frames=live)
