@@ -205,8 +205,11 @@ def test_cli_ctrl_c_stops_cleanly_and_writes_the_frames_so_far(tmp_path, speech)
     out = tmp_path / "stopped.mp4"
     wav = write_audio(tmp_path / "long.wav", np.tile(speech, 20))        # far longer than the test waits
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # a job started in the background by a shell inherits SIGINT ignored, and Python then installs no Ctrl-C handler:
+    # give the child the default disposition, as a terminal would
     p = subprocess.Popen([sys.executable, "-m", "vasa_lite", "stream", "--preset", "smoke", "--audio", str(wav),
-                          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(12.0)                                        # loading, then a few seconds of real-time streaming
     assert p.poll() is None, "the stream ended before it could be stopped"
     p.send_signal(signal.SIGINT)
