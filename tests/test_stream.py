@@ -71,17 +71,11 @@ def test_memory_stays_bounded_on_a_long_stream(session_of, speech):
     s = session_of(hop=SMOKE.motion.window, prefix=SMOKE.motion.window)
     long = np.tile(speech, int(np.ceil(60 * 16000 / len(speech))))[:60 * 16000]
 
-    def state_numel():
-        n = s._final.numel() + s._motion.numel()
-        for b in s.audio._blocks:
-            n += sum(v.numel() for v in vars(b).values() if torch.is_tensor(v) and v is not None)
-        return n
-
     early, late, chunk = [], [], SAMPLES_PER_FRAME             # 40 ms chunks, as a live source sends them
     for k in range(0, len(long), chunk):
         s.push(long[k:k + chunk])
         sec = k / 16000
-        (early if 5 <= sec < 15 else late if sec >= 50 else []).append(state_numel())
+        (early if 5 <= sec < 15 else late if sec >= 50 else []).append(s.state_size())
     assert max(late) <= max(early), (max(early), max(late))       # no growth: the state is bounded
     assert len(s._motion) <= SMOKE.motion.prev
     assert s.emitted >= 59 * 25

@@ -512,7 +512,7 @@ def load_audio_encoder(preset="cpu", path=None, device=None) -> AudioEncoder:
     if key in _CACHE:
         return _CACHE[key]
     state, meta = load_checkpoint(path, component="audio")
-    check_component_checkpoint(meta, p, dataclasses.asdict(p.audio), path)
+    check_component_checkpoint(meta, p, p.audio, path)
     model = AudioEncoder(p.audio)
     model.load_state_dict(state)
     model = model.to(dev).eval()

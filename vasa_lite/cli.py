@@ -61,9 +61,20 @@ def _controls(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
-def _guidance(args) -> "dict | None":
+def _control_args(args) -> dict:
+    """The controls of demo, animate and stream as keyword arguments (gaze, distance, emotion, guidance)."""
     g = {k: v for k, v in (("audio", args.guidance_audio), ("gaze", args.guidance_gaze)) if v is not None}
-    return g or None
+    return {"gaze": tuple(args.gaze) if args.gaze else None, "distance": args.distance, "emotion": args.emotion,
+            "guidance": g or None}
+
+
+def _speech(args):
+    """--text spoken by espeak-ng, or the --audio file as given."""
+    if args.text is None:
+        return args.audio
+    from vasa_lite.demo import speech_of
+
+    return speech_of(args.text, args.lang)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", default="en", help="language of --text (see `vasa-lite world languages`)")
     p.add_argument("--out", default="outputs/stream.mp4", help="the video to write (.mp4, default outputs/stream.mp4)")
     _controls(p)
-    p.add_argument("--steps", type=int, default=None, help="sampling steps per window (default: the preset's, 5)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps per window (default: the preset's streaming steps)")
     p.add_argument("--sampler", default=None, help="ddim (default for streaming) or ddpm")
     p.add_argument("--hop", type=int, default=None, help="frames per motion window (default: the preset's)")
     p.add_argument("--as-fast-as-possible", dest="realtime", action="store_false",
@@ -173,9 +184,7 @@ def _cmd_demo(args) -> int:
 
     _set_threads(args)
     result = run_demo(out=args.out, preset=args.preset, seed=args.seed, text=args.text, lang=args.lang,
-                      device=args.device, progress=not args.quiet, portrait=args.image,
-                      gaze=tuple(args.gaze) if args.gaze else None, distance=args.distance, emotion=args.emotion,
-                      guidance=_guidance(args))
+                      device=args.device, progress=not args.quiet, portrait=args.image, **_control_args(args))
     print(json.dumps({"out": str(result.path), **result.summary()}, indent=2))
     return 0
 
@@ -186,15 +195,9 @@ def _cmd_animate(args) -> int:
 
     check_video_path(args.out)                      # before any work: an unwritable path fails at once
     _set_threads(args)
-    audio = args.audio
-    if args.text is not None:
-        from vasa_lite.demo import speech_of
-
-        audio = speech_of(args.text, args.lang)
-    result = animate(args.image, audio, gaze=tuple(args.gaze) if args.gaze else None, distance=args.distance,
-                     emotion=args.emotion, guidance=_guidance(args), steps=args.steps, seed=args.seed,
-                     sampler=args.sampler, preset=args.preset, device=args.device, progress=not args.quiet,
-                     pose=args.pose)
+    result = animate(args.image, _speech(args), steps=args.steps, seed=args.seed, sampler=args.sampler,
+                     preset=args.preset, device=args.device, progress=not args.quiet, pose=args.pose,
+                     **_control_args(args))
     path = result.save(args.out)
     print(json.dumps({"out": str(path), **result.summary()}, indent=2))
     return 0
@@ -206,17 +209,11 @@ def _cmd_stream(args) -> int:
 
     out = check_video_path(args.out)
     _set_threads(args)
-    if args.text is not None:
-        from vasa_lite.demo import speech_of
+    from vasa_lite.audio import prepare_audio
 
-        audio = speech_of(args.text, args.lang)
-    else:
-        from vasa_lite.audio import prepare_audio
-
-        audio = prepare_audio(args.audio)
-    session = StreamingSession(args.image, gaze=tuple(args.gaze) if args.gaze else None, distance=args.distance,
-                               emotion=args.emotion, guidance=_guidance(args), steps=args.steps, sampler=args.sampler,
-                               hop=args.hop, seed=args.seed, preset=args.preset, device=args.device)
+    audio = prepare_audio(_speech(args))            # bad audio fails before any model loads
+    session = StreamingSession(args.image, steps=args.steps, sampler=args.sampler, hop=args.hop, seed=args.seed,
+                               preset=args.preset, device=args.device, **_control_args(args))
     done = {"n": 0}
 
     def live(frames, now_ms):                       # one updating line: frames so far, their rate, the latency

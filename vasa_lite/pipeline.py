@@ -31,21 +31,20 @@ def stages(preset) -> list[dict]:
     p = get_preset(preset)
     out = []
 
-    def add(name, spec, component=None, **kw):
-        out.append({"name": name, "train": spec, "kwargs": kw,
-                    "checkpoint": kw.get("out") or checkpoint_path(component or name, p.name)})
+    def add(name, spec, **kw):
+        out.append({"name": name, "train": spec, "kwargs": kw, "checkpoint": kw.get("out") or checkpoint_path(name, p.name)})
 
     add("audio", "vasa_lite.audio:train_audio")
     for name in ("attributes", "identity", "fvd", "syncnet"):      # syncnet tracks faces with the attribute net
         add(name, f"vasa_lite.instruments.{name}:train_{name}")
     add("capp", "vasa_lite.instruments.capp:train_capp")
-    base = checkpoint_path("latent_base", p.name)
-    add("latent_base", "vasa_lite.latent.train:train_latent", out=base)
-    if p.latent.refiner_width:
+    if p.latent.refiner_width:                      # the whole model, then its refiner alone on top
+        base = checkpoint_path("latent_base", p.name)
+        add("latent_base", "vasa_lite.latent.train:train_latent", out=base)
         add("latent", "vasa_lite.latent.train:train_latent", init=base, freeze=LATENT_CORE,
             overrides=dict(REFINER_STAGE["overrides"]), steps=REFINER_STAGE["steps"].get(p.name, 2000))
     else:
-        out[-1]["kwargs"]["out"] = out[-1]["checkpoint"] = checkpoint_path("latent", p.name)
+        add("latent", "vasa_lite.latent.train:train_latent")
     add("motion", "vasa_lite.motion.train:train_motion")
     add("regression", "vasa_lite.motion.train:train_motion", baseline="regression")
     return out
@@ -68,9 +67,9 @@ def stage_done(stage: dict, steps: "int | None") -> bool:
 
 
 def train_all(preset="cpu", seed: int = 0, device=None, steps: "int | None" = None, resume: bool = True, out=None,
-              progress: bool = True, only=None) -> dict:
+              progress: bool = True) -> dict:
     """Run every stage in order (see the module doc); returns each stage's status and seconds. steps: override every
-    stage's step count (a quick trial); only: a list of stage names to run (the others are left as they are)."""
+    stage's step count (a quick trial)."""
     from vasa_lite.cli import _resolve
     from vasa_lite.config import get_preset
     from vasa_lite.errors import InputError
@@ -79,16 +78,9 @@ def train_all(preset="cpu", seed: int = 0, device=None, steps: "int | None" = No
         raise InputError("train all writes each stage's own checkpoint; set VASA_LITE_CHECKPOINTS=DIR to use "
                          "another folder")
     p = get_preset(preset)
-    plan = stages(p)
-    names = [s["name"] for s in plan]
-    if only is not None and set(only) - set(names):
-        raise InputError(f"unknown stage(s) {sorted(set(only) - set(names))}; the stages are {', '.join(names)}")
     report, retrain = {}, False
-    for stage in plan:
+    for stage in stages(p):
         name = stage["name"]
-        if only is not None and name not in only:
-            report[name] = {"status": "not asked"}
-            continue
         if resume and not retrain and stage_done(stage, steps):
             report[name] = {"status": "already complete", "checkpoint": str(stage["checkpoint"])}
             continue

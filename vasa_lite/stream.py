@@ -48,16 +48,13 @@ class StreamingSession:
     def __init__(self, portrait, gaze=None, distance=None, emotion=None, guidance: "dict | None" = None,
                  steps: "int | None" = None, sampler: "str | None" = None, prefix: "int | None" = None,
                  hop: "int | None" = None, seed: int = 0, preset="cpu", device=None, pose: str = "relative",
-                 models: "tuple | None" = None, half: "bool | None" = None):
-        from vasa_lite.audio import StreamingAudioEncoder, load_audio_encoder
+                 half: "bool | None" = None):
+        from vasa_lite.audio import StreamingAudioEncoder
         from vasa_lite.config import get_preset
         from vasa_lite.device import pick_device
-        from vasa_lite.latent.model import load_latent
-        from vasa_lite.motion.animate import check_choices, encode_portrait, portrait_frame
-        from vasa_lite.motion.generate import check_controls, control_tokens
+        from vasa_lite.motion.animate import check_choices, encode_portrait, load_pipeline, portrait_frame
+        from vasa_lite.motion.generate import check_controls, check_seed, control_tokens, window_sampler
         from vasa_lite.motion.guidance import guidance_scales
-        from vasa_lite.motion.schedule import NoiseSchedule, make_sampler
-        from vasa_lite.motion.train import load_motion
 
         p = get_preset(preset)
         sc = p.stream
@@ -71,31 +68,26 @@ class StreamingSession:
         for name, v in (("prefix", self.prefix), ("hop", self.hop)):
             if not 1 <= v <= p.motion.window:
                 raise InputError(f"{name} must be 1 to {p.motion.window} frames (the motion window), got {v}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise InputError(f"seed must be an integer, got {seed!r}")
+        seed = check_seed(seed)
         frame = portrait_frame(portrait, p.world.size)
 
         dev = pick_device(device)
-        if models is None:
-            models = (load_latent(p, device=dev), load_motion(p, device=dev), load_audio_encoder(p, device=dev))
-        self.latent, self.model, encoder = models
+        self.latent, self.model, encoder = load_pipeline(p, dev)
         self.preset, self.device, self.pose, self.scales = p, dev, pose, scales
         # half precision on CUDA (autocast: matrix products and convolutions in float16, the rest in float32); a CPU
         # gains nothing from it, see compare_paths
         self.half = (dev.type == "cuda") if half is None else bool(half and dev.type == "cuda")
         self.steps = int(steps if steps is not None else sc.steps)
-        self.smp = None
-        if not self.model.regression:
-            self.smp = make_sampler(self.sampler, NoiseSchedule(p.motion.diffusion_steps, p.motion.schedule), self.steps)
+        self.smp = window_sampler(self.model, self.sampler, self.steps)
         self.portrait = frame
         self.source = encode_portrait(self.latent, frame)       # V_app, z_id, the portrait's pose: once
         self.base = control_tokens(self.model, controls, dev)
-        self.gen = torch.Generator().manual_seed(int(seed))
+        self.gen = torch.Generator().manual_seed(seed)
         self.audio = StreamingAudioEncoder(encoder)
         self.settings = {"preset": p.name, "device": str(dev), "half": self.half, "sampler": self.sampler,
                          "steps": self.steps,
                          "prefix_frames": self.prefix, "hop_frames": self.hop, "guidance": scales, "pose": pose,
-                         "seed": int(seed), **{k: (list(v) if isinstance(v, tuple) else v) for k, v in controls.items()}}
+                         "seed": seed, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in controls.items()}}
         self._P = p.motion.prev
         self._final = torch.zeros(0, encoder.width)       # final features of frames [_f0, _f0 + len)
         self._f0 = 0
@@ -106,30 +98,26 @@ class StreamingSession:
         self.finished = False
 
     # ------------------------------------------------------------------------------------------------- inputs
-    @torch.inference_mode()
     def push(self, chunk) -> np.ndarray:
         """Add speech samples (float32 16 kHz mono); returns the frames that became ready, uint8 [n, H, W, 3]."""
         if self.finished:
             raise InputError("this stream has finished; start a new StreamingSession for more speech")
-        t = time.perf_counter()
-        self._add(self.audio.push(chunk))
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
-            out = self._run(end=False)
-        self.compute_s += time.perf_counter() - t
-        return out
+        return self._step(lambda: self.audio.push(chunk), end=False)
 
-    @torch.inference_mode()
     def finish(self) -> np.ndarray:
         """The end of speech: every remaining frame, its lookahead padded with silence."""
         if self.finished:
             return self._empty()
-        t = time.perf_counter()
-        self._add(self.audio.flush())
         self.finished = True
-        with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
-            out = self._run(end=True)
-        self.compute_s += time.perf_counter() - t
-        return out
+        return self._step(self.audio.flush, end=True)
+
+    def state_size(self) -> int:
+        """Numbers the session holds between chunks (features, motion, the audio encoder's caches): bounded,
+        whatever the length of the stream."""
+        n = self._final.numel() + self._motion.numel()
+        for b in self.audio._blocks:
+            n += sum(v.numel() for v in vars(b).values() if torch.is_tensor(v))
+        return n
 
     def stats(self) -> dict:
         return {"frames": self.emitted, "windows": self.windows, "audio_s": round(self.audio.samples_in / SAMPLE_RATE, 3),
@@ -142,8 +130,15 @@ class StreamingSession:
         s = self.preset.world.size
         return np.zeros((0, s, s, 3), np.uint8)
 
-    def _add(self, feats: torch.Tensor) -> None:
-        self._final = torch.cat([self._final, feats.to(self._final)])
+    @torch.inference_mode()
+    def _step(self, new_features, end: bool) -> np.ndarray:
+        """Take the audio encoder's new final features, then make every frame that can be made; timed."""
+        t = time.perf_counter()
+        self._final = torch.cat([self._final, new_features().to(self._final)])
+        with torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+            out = self._run(end)
+        self.compute_s += time.perf_counter() - t
+        return out
 
     def _features(self, a: int, b: int, provisional: "torch.Tensor | None") -> torch.Tensor:
         """Features of frames [a, b): final where known, else provisional (peek)."""
@@ -201,10 +196,8 @@ class StreamReport:
     def summary(self) -> dict:
         """First-frame latency, sustained fps, dropped frames (late for a 25 fps player started at the first
         frame) and the jitter of the display times (std of the intervals between shown frames), in ms."""
-        r = self.ready_ms
-        out = {"frames": int(len(r)), "audio_s": round(len(self.audio) / SAMPLE_RATE, 3),
-               "interrupted": self.interrupted, **playback(r), **self.session}
-        return out
+        return {"frames": int(len(self.ready_ms)), "audio_s": round(len(self.audio) / SAMPLE_RATE, 3),
+                "interrupted": self.interrupted, **playback(self.ready_ms), **self.session}
 
     def save(self, path):
         """Write the frames as an mp4 with the speech they were made from."""
@@ -221,6 +214,16 @@ class StreamReport:
                           sr=SAMPLE_RATE)
 
 
+def show_times(ready_ms) -> np.ndarray:
+    """When a 25 fps player that starts at the first ready frame shows each frame (ms): 40 ms after the previous
+    one, or when the frame is ready if that is later."""
+    r = np.asarray(ready_ms, np.float64)
+    shown = r.copy()
+    for i in range(1, len(r)):
+        shown[i] = max(r[i], shown[i - 1] + 1000.0 / FPS)
+    return shown
+
+
 def playback(ready_ms) -> dict:
     """A 25 fps player that starts at the first ready frame and shows frame i at start + 40 i ms, or when it is
     ready if later (then the frame counts as dropped, a stall). Returns the first-frame latency, dropped frames,
@@ -229,10 +232,7 @@ def playback(ready_ms) -> dict:
     r = np.asarray(ready_ms, np.float64)
     if not len(r):
         return {"first_frame_ms": None, "dropped_frames": 0, "sustained_fps": 0.0, "jitter_ms": 0.0}
-    shown = np.empty_like(r)
-    shown[0] = r[0]
-    for i in range(1, len(r)):
-        shown[i] = max(r[i], shown[i - 1] + 1000.0 / FPS)
+    shown = show_times(r)
     behind = r - (r[0] + np.arange(len(r)) * 1000.0 / FPS)          # how late each frame is for the schedule
     late = int(np.sum(behind[1:] > 1e-6))
     gaps = np.diff(shown)
@@ -287,7 +287,7 @@ def stream_audio(session: StreamingSession, audio, sr: "int | None" = None, real
                         interrupted=interrupted, session=session.stats())
 
 
-__all__ = ["StreamingSession", "StreamReport", "stream_audio", "playback", "SAMPLES_PER_FRAME"]
+__all__ = ["StreamingSession", "StreamReport", "stream_audio", "playback", "show_times", "SAMPLES_PER_FRAME"]
 
 
 # ------------------------------------------------------------------------------------------------ measuring
@@ -427,16 +427,12 @@ def bench_stream(preset="cpu", seed: int = 0, device=None, frames: "int | None" 
     - offline batch: the whole audio at once (`animate`'s path: 50-frame windows, decode in batches), with the
       streaming sampler and with the paper's 50 DDPM steps;
     - FLOPs per frame against the device's measured matrix-product throughput."""
-    from vasa_lite.audio import load_audio_encoder
     from vasa_lite.config import get_preset
     from vasa_lite.device import pick_device
-    from vasa_lite.latent.model import load_latent
     from vasa_lite.motion.animate import animate, portrait_frame
-    from vasa_lite.motion.train import load_motion
 
     p = get_preset(preset)
     dev = pick_device(device)
-    models = (load_latent(p, device=dev), load_motion(p, device=dev), load_audio_encoder(p, device=dev))
     portrait = portrait_frame("actor", p.world.size)
     n = int(frames or 12 * FPS)
     if n < FPS:
@@ -444,7 +440,7 @@ def bench_stream(preset="cpu", seed: int = 0, device=None, frames: "int | None" 
     speech = bench_speech(n / FPS)
 
     def session():
-        return StreamingSession(portrait, preset=p, device=dev, seed=seed, models=models, steps=steps, hop=hop,
+        return StreamingSession(portrait, preset=p, device=dev, seed=seed, steps=steps, hop=hop,
                                 prefix=hop, guidance=guidance)
 
     stream_audio(session(), speech[:SAMPLE_RATE], realtime=False)          # warm-up

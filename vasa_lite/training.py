@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -322,13 +323,14 @@ def _preset_name(preset) -> str:
     return get_preset(preset).name
 
 
-def check_component_checkpoint(meta: dict, preset, config: dict, path, training_only=(), defaults=None) -> None:
+def check_component_checkpoint(meta: dict, preset, config, path, training_only=()) -> None:
     """Refuse a checkpoint made for another preset or architecture.
 
     Checks the preset's name and the component's own config (saved in extra["config"]) rather than the hash of
     the whole preset, so a checkpoint stays valid when another chapter adds its own settings to the presets.
-    training_only: the component's settings that change how it is trained, not its weights (not compared).
-    defaults: the config dataclass's defaults, standing in for settings the checkpoint predates.
+    config: the component's config dataclass (or its dict). training_only: the component's settings that change how
+    it is trained, not its weights (not compared). A setting the checkpoint predates counts as its dataclass
+    default: new settings default to what older code did.
     """
     name = _preset_name(preset)
     if meta.get("preset") != name:
@@ -337,10 +339,14 @@ def check_component_checkpoint(meta: dict, preset, config: dict, path, training_
     saved = (meta.get("extra") or {}).get("config")
     if saved is None:
         raise CheckpointError(f"checkpoint {path} records no model config; retrain it")
+    defaults = {}
+    if dataclasses.is_dataclass(config):
+        defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+        config = dataclasses.asdict(config)
     skip = _TRAINING_ONLY | set(training_only)
     arch = {k: v for k, v in config.items() if k not in skip}
     # a setting added after the checkpoint was made, at its default, is the architecture the checkpoint has
-    saved = {**{k: v for k, v in (defaults or {}).items() if k not in saved}, **saved}
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     saved_arch = {k: v for k, v in saved.items() if k not in skip}
     if _norm(saved_arch) != _norm(arch):
         diff = sorted(k for k in set(arch) | set(saved_arch) if arch.get(k) != saved_arch.get(k))
@@ -358,8 +364,6 @@ def load_trained(component: str, preset, path, device, section: Callable, build:
     section(preset) -> the component's config dataclass (checked against the checkpoint's); build(preset) -> an
     untrained model of that shape. frozen: no gradients (instruments). The checkpoint's metadata is kept as
     `model.meta`. A file of another preset, component or architecture is refused with a CheckpointError."""
-    import dataclasses
-
     from vasa_lite.checkpoints import checkpoint_path
     from vasa_lite.config import get_preset
     from vasa_lite.device import pick_device
@@ -370,9 +374,7 @@ def load_trained(component: str, preset, path, device, section: Callable, build:
     key = (component, str(path.resolve()), path.stat().st_mtime if path.exists() else None, p.name, str(dev))
     if key not in _LOADED:
         state, meta = load_checkpoint(path, component=component)
-        cfg = section(p)
-        defaults = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING}
-        check_component_checkpoint(meta, p, dataclasses.asdict(cfg), path, training_only, defaults)
+        check_component_checkpoint(meta, p, section(p), path, training_only)
         model = build(p)
         model.load_state_dict(state)
         model.meta = meta

@@ -310,7 +310,7 @@ def load_capp(preset="cpu", path=None, device=None, config=None) -> CAPP:
     path = Path(path) if path else checkpoint_file(p)
     cfg = config or p.capp
     state, meta = load_checkpoint(path, component="capp")
-    check_component_checkpoint(meta, p, dataclasses.asdict(cfg), path, training_only=("shift_negatives", "max_shift"))
+    check_component_checkpoint(meta, p, cfg, path, training_only=("shift_negatives", "max_shift"))
     model = CAPP(cfg)
     model.load_state_dict(state)
     return model.to(pick_device(device)).eval()

@@ -45,7 +45,7 @@ class FaceLatentModel(nn.Module):
         self.flow = FlowGenerator(cfg, self.res)
         self.occupancy = nn.Conv3d(cfg.vol_channels, 1, 1)
         self.renderer = Renderer2D(cfg)
-        self.refiner = ExpressionRefiner(cfg, self.size // 2) if getattr(cfg, "refiner_width", 0) else None
+        self.refiner = ExpressionRefiner(cfg, self.size // 2) if cfg.refiner_width else None
         # training only: the linear read-out of the world's expression factors from z_dyn (dyn_supervision)
         self.expression_head = nn.Linear(cfg.dyn_dim, len(DYNAMICS_NAMES))
         self.register_buffer("grid", geo.base_grid(cfg.vol_depth, self.res, self.res), persistent=False)

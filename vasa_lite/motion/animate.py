@@ -132,6 +132,16 @@ def render_motion(latent, source: dict, motion: torch.Tensor, batch: int = DECOD
     return torch.cat(out)
 
 
+def load_pipeline(preset="cpu", device=None) -> tuple:
+    """(face latent model, motion generator, audio encoder): the shipped checkpoints the pipeline runs on (each
+    loader caches, so calling this again costs nothing)."""
+    from vasa_lite.audio import load_audio_encoder
+    from vasa_lite.latent.model import load_latent
+    from vasa_lite.motion.train import load_motion
+
+    return load_latent(preset, device=device), load_motion(preset, device=device), load_audio_encoder(preset, device=device)
+
+
 def check_choices(sampler: str, pose: str) -> None:
     """An InputError for an unknown sampler or pose mode, before any model loads."""
     from vasa_lite.motion.schedule import SAMPLERS
@@ -171,13 +181,11 @@ def animate(portrait, audio, gaze=None, distance=None, emotion=None, guidance: "
 
     Returns an Animation: frames uint8 [T, H, W, 3] at 25 fps with T = ceil(samples at 16 kHz / 640), the 16 kHz
     audio, the motion, the aligned portrait and the time each stage took."""
-    from vasa_lite.audio import load_audio_encoder, prepare_audio
+    from vasa_lite.audio import prepare_audio
     from vasa_lite.config import get_preset
     from vasa_lite.device import pick_device
-    from vasa_lite.latent.model import load_latent
     from vasa_lite.motion.generate import check_controls, generate_motion
     from vasa_lite.motion.guidance import guidance_scales
-    from vasa_lite.motion.train import load_motion
 
     t_start = time.perf_counter()
     p = get_preset(preset)
@@ -190,9 +198,7 @@ def animate(portrait, audio, gaze=None, distance=None, emotion=None, guidance: "
     t_inputs = time.perf_counter()
 
     dev = pick_device(device)
-    latent = load_latent(p, device=dev)
-    model = load_motion(p, device=dev)
-    encoder = load_audio_encoder(p, device=dev)
+    latent, model, encoder = load_pipeline(p, dev)
     t_load = time.perf_counter()
 
     source = encode_portrait(latent, frame)        # V_app, z_id and the portrait's own motion, once
@@ -223,4 +229,4 @@ def animate(portrait, audio, gaze=None, distance=None, emotion=None, guidance: "
 
 
 __all__ = ["animate", "Animation", "portrait_frame", "driving_motion", "render_motion", "frames_of", "encode_portrait",
-           "check_choices", "POSE_MODES"]
+           "check_choices", "load_pipeline", "POSE_MODES"]

@@ -100,15 +100,8 @@ def generate_motion(audio_features, gaze=None, distance=None, emotion=None, guid
     feats = _check_features(audio_features, model).to(dev)
     controls = check_controls(gaze, distance, emotion)
     scales = guidance_scales(guidance, cfg)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise InputError(f"seed must be an integer, got {seed!r}")
-    if sampler not in SAMPLERS:
-        raise InputError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
-    smp = None
-    if not model.regression:
-        schedule = NoiseSchedule(cfg.diffusion_steps, cfg.schedule)
-        steps = steps if steps is not None else (cfg.ddim_steps if sampler == "ddim" else cfg.sample_steps)
-        smp = make_sampler(sampler, schedule, steps)
+    check_seed(seed)
+    smp = window_sampler(model, sampler, steps)
     gen = torch.Generator().manual_seed(int(seed))
 
     W, P = cfg.window, cfg.prev
@@ -123,6 +116,25 @@ def generate_motion(audio_features, gaze=None, distance=None, emotion=None, guid
         prev = (out[a - P:a], feats[a - P:a]) if k > 0 else None         # the previous window's last P frames
         out[a:b] = sample_window(model, smp, feats[a:b], base, scales, gen, prev)
     return model.denormalise(out).cpu()
+
+
+def check_seed(seed) -> int:
+    """The seed as an int, or an InputError (a bool or a float is not a seed)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"seed must be an integer, got {seed!r}")
+    return int(seed)
+
+
+def window_sampler(model, sampler: str = "ddpm", steps: "int | None" = None):
+    """The reverse-diffusion sampler that sample_window uses for `model` (None for a regression baseline, which
+    needs none). steps: default 50 for "ddpm", the preset's ddim_steps for "ddim"."""
+    if sampler not in SAMPLERS:
+        raise InputError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+    if model.regression:
+        return None
+    cfg = model.cfg
+    steps = steps if steps is not None else (cfg.ddim_steps if sampler == "ddim" else cfg.sample_steps)
+    return make_sampler(sampler, NoiseSchedule(cfg.diffusion_steps, cfg.schedule), steps)
 
 
 def control_tokens(model, controls: dict, device) -> dict:
@@ -156,4 +168,4 @@ def sample_window(model, smp, feats: torch.Tensor, base: dict, scales: dict, gen
     return x0[0, :n]
 
 
-__all__ = ["generate_motion", "check_controls", "control_tokens", "sample_window"]
+__all__ = ["generate_motion", "check_controls", "check_seed", "window_sampler", "control_tokens", "sample_window"]
