@@ -108,6 +108,11 @@ def test_playback_counts_late_frames_and_jitter():
     one_stall[10:] += 30.0                                   # one window 30 ms late, then back on pace
     p = playback(one_stall)
     assert p["dropped_frames"] == 40 and p["buffer_for_no_drops_ms"] == pytest.approx(30.0)
+    # a player that waits at least that long before the first frame never stalls, and the wait is part of the latency
+    p = playback(one_stall, playout_ms=30.0)
+    assert p["dropped_frames"] == 0 and p["first_shown_ms"] == pytest.approx(30.0) and p["jitter_ms"] == 0.0
+    assert playback(one_stall, playout_ms=29.0)["dropped_frames"] == 40
+    assert playback(slow, playout_ms=100.0)["dropped_frames"] == 39             # frames 11.. are still late
 
 
 def test_bad_settings_fail_before_any_model_loads():
@@ -152,6 +157,19 @@ def test_cli_stream_writes_an_mp4_with_sound_and_reports_latency(tmp_path, speec
     assert rep["frames"] > 10 and rep["first_frame_ms"] > 0 and rep["out"] == str(out)
     info = probe(out)
     assert info["audio"] is not None and abs(info["duration"] - rep["frames"] / 25) < 0.1
+
+
+def test_cli_bench_stream_reports_its_settings_and_the_playout_latency(speech):
+    r = _cli("bench", "stream", "--preset", "smoke", "--frames", "25", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    b = json.loads(r.stdout)
+    assert {"device", "size_px", "steps", "guidance", "playout_ms"} <= set(b) and b["size_px"] == SIZE
+    lat = b["latency_ms"]
+    # shown = ready + the player's buffer, run by run, so the percentiles move by exactly the buffer
+    assert lat["shown_p95"] == pytest.approx(lat["p95"] + b["playout_ms"], abs=0.21)
+    assert lat["p50"] >= 1000 * b["prefix_frames"] / 25 - 1          # no frame before its audio prefix exists
+    assert b["sustained"]["frames"] == 25 and b["flops_per_frame"]["total"] > b["flops_per_frame"]["decode"] > 0
+    assert set(b["meets"]) == {"sustained_25fps_no_drops", "latency_p95_170ms", "offline_45fps"}
 
 
 @pytest.mark.parametrize("args, words", [

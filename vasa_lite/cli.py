@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="sampling steps per window (default: the preset's streaming steps)")
     p.add_argument("--sampler", default=None, help="ddim (default for streaming) or ddpm")
     p.add_argument("--hop", type=int, default=None, help="frames per motion window (default: the preset's)")
+    p.add_argument("--playout-ms", type=float, default=None,
+                   help="ms the player waits after the first frame is ready before showing it (default: the preset's)")
     p.add_argument("--as-fast-as-possible", dest="realtime", action="store_false",
                    help="push the audio as fast as the session takes it instead of in real time")
 
@@ -213,7 +215,8 @@ def _cmd_stream(args) -> int:
 
     audio = prepare_audio(_speech(args))            # bad audio fails before any model loads
     session = StreamingSession(args.image, steps=args.steps, sampler=args.sampler, hop=args.hop, seed=args.seed,
-                               preset=args.preset, device=args.device, **_control_args(args))
+                               preset=args.preset, device=args.device, playout_ms=args.playout_ms,
+                               **_control_args(args))
     done = {"n": 0}
 
     def live(frames, now_ms):                       # one updating line: frames so far, their rate, the latency

@@ -183,12 +183,16 @@ class MotionConfig:
 class StreamConfig:
     """Real-time streaming, see vasa_lite.stream. Audio arrives `chunk_ms` at a time; the first motion window starts
     once `prefix` frames of audio are in (truncated audio, as the motion generator was trained with), and each later
-    window makes `hop` frames. Latency is at least (hop frames of audio) + (one window's compute)."""
+    window makes `hop` frames. Latency is at least (hop frames of audio) + (one window's compute), plus the player's
+    `playout_ms` before the first frame is shown."""
     chunk_ms: int = 40             # one video frame of audio per chunk, as a live source would send it
     prefix: int = 2                # frames of audio the first window waits for (80 ms)
     hop: int = 2                   # frames per later window (80 ms): equal to prefix, so later frames keep pace
     sampler: str = "ddim"          # deterministic and few-step: the streaming default
     steps: int = 3                 # sampling steps per window (notebook 06 measures the trade-off)
+    # the player shows the first frame this long after it is ready: a jitter buffer for later windows that take
+    # longer than the first one (on 2 CPU cores up to about 20 ms); it adds to the latency a viewer sees
+    playout_ms: float = 30.0
 
 
 @dataclass(frozen=True)

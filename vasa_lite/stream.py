@@ -21,7 +21,9 @@ features, and a few counters, whatever the length of the stream. Frames are hand
 
 `stream_audio` feeds a whole file as a live source would (each chunk pushed when its last sample would have
 arrived) and measures what a viewer would see: the latency of the first frame, whether each frame was ready
-when a 25 fps player needed it, the sustained fps and the jitter of the frames' display times.
+when a 25 fps player needed it, the sustained fps and the jitter of the frames' display times. The player waits
+`playout_ms` after the first frame is ready before it shows it (a jitter buffer, as every live video player has):
+later windows may take longer than the first one, and without that margin their first frames would come late.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ class StreamingSession:
     def __init__(self, portrait, gaze=None, distance=None, emotion=None, guidance: "dict | None" = None,
                  steps: "int | None" = None, sampler: "str | None" = None, prefix: "int | None" = None,
                  hop: "int | None" = None, seed: int = 0, preset="cpu", device=None, pose: str = "relative",
-                 half: "bool | None" = None):
+                 half: "bool | None" = None, playout_ms: "float | None" = None):
         from vasa_lite.audio import StreamingAudioEncoder
         from vasa_lite.config import get_preset
         from vasa_lite.device import pick_device
@@ -68,6 +70,9 @@ class StreamingSession:
         for name, v in (("prefix", self.prefix), ("hop", self.hop)):
             if not 1 <= v <= p.motion.window:
                 raise InputError(f"{name} must be 1 to {p.motion.window} frames (the motion window), got {v}")
+        playout = float(playout_ms if playout_ms is not None else sc.playout_ms)
+        if not 0 <= playout <= 10_000:
+            raise InputError(f"playout_ms must be 0 to 10000 ms, got {playout_ms}")
         seed = check_seed(seed)
         frame = portrait_frame(portrait, p.world.size)
 
@@ -85,7 +90,7 @@ class StreamingSession:
         self.gen = torch.Generator().manual_seed(seed)
         self.audio = StreamingAudioEncoder(encoder)
         self.settings = {"preset": p.name, "device": str(dev), "half": self.half, "sampler": self.sampler,
-                         "steps": self.steps,
+                         "steps": self.steps, "playout_ms": playout,
                          "prefix_frames": self.prefix, "hop_frames": self.hop, "guidance": scales, "pose": pose,
                          "seed": seed, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in controls.items()}}
         self._P = p.motion.prev
@@ -194,10 +199,10 @@ class StreamReport:
     session: dict
 
     def summary(self) -> dict:
-        """First-frame latency, sustained fps, dropped frames (late for a 25 fps player started at the first
-        frame) and the jitter of the display times (std of the intervals between shown frames), in ms."""
+        """What a 25 fps player with the session's playout buffer would show (see `playback`), in ms."""
         return {"frames": int(len(self.ready_ms)), "audio_s": round(len(self.audio) / SAMPLE_RATE, 3),
-                "interrupted": self.interrupted, **playback(self.ready_ms), **self.session}
+                "interrupted": self.interrupted, **playback(self.ready_ms, self.session.get("playout_ms", 0.0)),
+                **self.session}
 
     def save(self, path):
         """Write the frames as an mp4 with the speech they were made from."""
@@ -214,30 +219,34 @@ class StreamReport:
                           sr=SAMPLE_RATE)
 
 
-def show_times(ready_ms) -> np.ndarray:
-    """When a 25 fps player that starts at the first ready frame shows each frame (ms): 40 ms after the previous
-    one, or when the frame is ready if that is later."""
+def show_times(ready_ms, playout_ms: float = 0.0) -> np.ndarray:
+    """When a 25 fps player shows each frame (ms): the first playout_ms after it is ready, each later one 40 ms
+    after the previous one, or when it is ready if that is later (a stall)."""
     r = np.asarray(ready_ms, np.float64)
     shown = r.copy()
+    if len(r):
+        shown[0] = r[0] + playout_ms
     for i in range(1, len(r)):
         shown[i] = max(r[i], shown[i - 1] + 1000.0 / FPS)
     return shown
 
 
-def playback(ready_ms) -> dict:
-    """A 25 fps player that starts at the first ready frame and shows frame i at start + 40 i ms, or when it is
-    ready if later (then the frame counts as dropped, a stall). Returns the first-frame latency, dropped frames,
-    sustained fps (shown frames per second), jitter (std of the intervals between shown frames, ms) and the playout
-    buffer (ms of waiting before the first frame is shown) with which no frame would be late."""
+def playback(ready_ms, playout_ms: float = 0.0) -> dict:
+    """A 25 fps player that shows the first frame playout_ms after it is ready and frame i at that start + 40 i ms,
+    or when it is ready if later (then the frame counts as dropped, a stall). Returns the first-frame latency
+    (ready, and shown), dropped frames, sustained fps (shown frames per second), jitter (std of the intervals between
+    shown frames, ms) and the smallest playout buffer (ms) with which no frame would be late."""
     r = np.asarray(ready_ms, np.float64)
     if not len(r):
-        return {"first_frame_ms": None, "dropped_frames": 0, "sustained_fps": 0.0, "jitter_ms": 0.0}
-    shown = show_times(r)
+        return {"first_frame_ms": None, "first_shown_ms": None, "playout_ms": playout_ms, "dropped_frames": 0,
+                "sustained_fps": 0.0, "jitter_ms": 0.0}
+    shown = show_times(r, playout_ms)
     behind = r - (r[0] + np.arange(len(r)) * 1000.0 / FPS)          # how late each frame is for the schedule
-    late = int(np.sum(behind[1:] > 1e-6))
+    late = int(np.sum(behind[1:] > playout_ms + 1e-6))
     gaps = np.diff(shown)
     span = shown[-1] - shown[0]
-    return {"first_frame_ms": round(float(r[0]), 1), "dropped_frames": late,
+    return {"first_frame_ms": round(float(r[0]), 1), "first_shown_ms": round(float(shown[0]), 1),
+            "playout_ms": playout_ms, "dropped_frames": late,
             "sustained_fps": round(float((len(r) - 1) / span * 1000.0), 2) if span > 0 else float(FPS),
             "jitter_ms": round(float(gaps.std()), 2) if len(gaps) else 0.0,
             # a player that waits this long after the first frame before it starts never stalls
@@ -418,12 +427,14 @@ def device_gflops(device, seconds: float = 0.5) -> float:
 
 
 def bench_stream(preset="cpu", seed: int = 0, device=None, frames: "int | None" = None, runs: int = 10,
-                 steps: "int | None" = None, hop: "int | None" = None, guidance=None) -> dict:
+                 steps: "int | None" = None, hop: "int | None" = None, guidance=None,
+                 playout_ms: "float | None" = None) -> dict:
     """`vasa-lite bench stream`: real-time streaming and offline batch speed, as JSON.
 
-    - latency: `runs` fresh streams of 1.2 s of speech fed in real time; first-frame latency p50 and p95 (ms);
-    - sustained: one real-time stream of `frames` frames (default 12 s): shown fps, dropped frames, jitter, and the
-      session's compute capacity (frames per second of compute);
+    - latency: `runs` fresh streams of 1.2 s of speech fed in real time; first-frame latency p50 and p95 (ms), to
+      the frame ready and to the frame shown (after the player's playout buffer);
+    - sustained: one real-time stream of `frames` frames (default 12 s) played with the same buffer: shown fps,
+      dropped frames, jitter, and the session's compute capacity (frames per second of compute);
     - offline batch: the whole audio at once (`animate`'s path: 50-frame windows, decode in batches), with the
       streaming sampler and with the paper's 50 DDPM steps;
     - FLOPs per frame against the device's measured matrix-product throughput."""
@@ -441,18 +452,22 @@ def bench_stream(preset="cpu", seed: int = 0, device=None, frames: "int | None" 
 
     def session():
         return StreamingSession(portrait, preset=p, device=dev, seed=seed, steps=steps, hop=hop,
-                                prefix=hop, guidance=guidance)
+                                prefix=hop, guidance=guidance, playout_ms=playout_ms)
 
     stream_audio(session(), speech[:SAMPLE_RATE], realtime=False)          # warm-up
-    lat = [stream_audio(session(), speech[:int(1.2 * SAMPLE_RATE)], keep_frames=False).summary()["first_frame_ms"]
-           for _ in range(max(1, runs))]
+    firsts = [stream_audio(session(), speech[:int(1.2 * SAMPLE_RATE)], keep_frames=False).summary()
+              for _ in range(max(1, runs))]
+    ready, shown = ([f[k] for f in firsts] for k in ("first_frame_ms", "first_shown_ms"))
     rep = stream_audio(session(), speech, keep_frames=False).summary()
     s0 = session()
     out = {"target": "stream", "preset": p.name, "device": str(dev), "threads": torch.get_num_threads(),
            "size_px": p.world.size, "sampler": s0.sampler, "steps": s0.steps, "prefix_frames": s0.prefix,
            "hop_frames": s0.hop, "guidance": s0.scales, "chunk_ms": p.stream.chunk_ms,
-           "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1),
-                          "runs": len(lat), "target_p95": 170},
+           "playout_ms": s0.settings["playout_ms"],
+           "latency_ms": {"p50": round(float(np.percentile(ready, 50)), 1), "p95": round(float(np.percentile(ready, 95)), 1),
+                          "shown_p50": round(float(np.percentile(shown, 50)), 1),
+                          "shown_p95": round(float(np.percentile(shown, 95)), 1),
+                          "runs": len(ready), "target_p95": 170},
            "sustained": {k: rep[k] for k in ("frames", "audio_s", "sustained_fps", "dropped_frames", "jitter_ms",
                                              "buffer_for_no_drops_ms", "compute_frames_per_s")} | {"target_fps": 25}}
     offline = {}
@@ -470,12 +485,9 @@ def bench_stream(preset="cpu", seed: int = 0, device=None, frames: "int | None" 
     out["flops_per_frame"] = {**{k: round(v / 1e6, 2) for k, v in fl.items()}, "unit": "MFLOP"}
     out["device_gflops_measured"] = round(peak, 1)
     out["frames_per_s_at_device_limit"] = round(peak * 1e9 / fl["total"], 1)
-    buffered = out["latency_ms"]["p95"] + rep["buffer_for_no_drops_ms"]
-    out["latency_ms"]["p95_with_playout_buffer"] = round(buffered, 1)
+    # the stricter reading of latency: until the first frame is shown, playout buffer included
     out["meets"] = {"sustained_25fps_no_drops": rep["sustained_fps"] >= 25 - 0.05 and rep["dropped_frames"] == 0,
-                    "latency_p95_170ms": out["latency_ms"]["p95"] <= 170,
-                    # a player that starts buffer_for_no_drops_ms after the first frame: no stall, and still in time
-                    "no_drops_within_170ms_with_buffer": buffered <= 170 and rep["compute_frames_per_s"] >= 25,
+                    "latency_p95_170ms": out["latency_ms"]["shown_p95"] <= 170,
                     "offline_45fps": offline["stream_sampler"]["frames_per_s"] >= 45}
     return out
 
