@@ -71,8 +71,16 @@ def bench_stream(**kwargs) -> dict:
     return run(**kwargs)
 
 
+def bench_studio(**kwargs) -> dict:
+    """The interactive studio: still-portrait editor response per slider change (p50/p95 ms, target 100 ms) and one
+    Generate (see vasa_lite.studio)."""
+    from vasa_lite.studio import bench_studio as run
+
+    return run(**kwargs)
+
+
 BENCHES = {"world": bench_world, "audio": bench_audio, "instruments": bench_instruments, "latent": bench_latent,
-           "motion": bench_motion, "stream": bench_stream}
+           "motion": bench_motion, "stream": bench_stream, "studio": bench_studio}
 
 
 def run_bench(target: str, **kwargs) -> dict:

@@ -56,6 +56,7 @@ def _controls(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="main gaze direction in degrees (default 0 0: at the camera)")
     p.add_argument("--distance", type=float, default=None, help="head distance in [0.8, 1.25] (default: the mean)")
     p.add_argument("--emotion", default=None, help="neutral, happy, sad, angry or surprised (default: none)")
+    p.add_argument("--intensity", type=float, default=None, help="strength of --emotion in [0, 1] (default 1)")
     p.add_argument("--guidance-audio", type=float, default=None, help="CFG scale of the audio (default 0.5)")
     p.add_argument("--guidance-gaze", type=float, default=None, help="CFG scale of the gaze (default 1.0)")
     return p
@@ -64,7 +65,10 @@ def _controls(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def _control_args(args) -> dict:
     """The controls of demo, animate and stream as keyword arguments (gaze, distance, emotion, guidance)."""
     g = {k: v for k, v in (("audio", args.guidance_audio), ("gaze", args.guidance_gaze)) if v is not None}
-    return {"gaze": tuple(args.gaze) if args.gaze else None, "distance": args.distance, "emotion": args.emotion,
+    if args.intensity is not None and args.emotion is None:
+        raise InputError("--intensity sets the strength of an --emotion; give --emotion too")
+    emotion = (args.emotion, args.intensity) if args.intensity is not None else args.emotion
+    return {"gaze": tuple(args.gaze) if args.gaze else None, "distance": args.distance, "emotion": emotion,
             "guidance": g or None}
 
 

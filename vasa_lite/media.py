@@ -636,14 +636,9 @@ def read_video(path, fps: "float | None" = None, size=None, sr: int = SAMPLE_RAT
     return np.stack(frames), out_fps, audio
 
 
-def show_video(path_or_frames, audio=None, width: "int | None" = None, fps: float = FPS, sr: int = SAMPLE_RATE):
-    """An HTML `<video controls>` with the MP4 embedded as a data URI, so notebooks play it with sound.
-
-    Give a path to an mp4, or frames (with optional audio) that are encoded first. width: display width in
-    px; None shows the clip at its size but at least 256 px, so 64 px clips stay visible.
-    """
-    from IPython.display import HTML
-
+def video_data_uri(path_or_frames, audio=None, fps: float = FPS, sr: int = SAMPLE_RATE) -> "tuple[str, int]":
+    """The clip as a data URI (an MP4 with its sound, base64) and its native width in px: what an HTML <video> needs.
+    Give a path to an mp4, or frames (with optional audio) that are encoded first."""
     with tempfile.TemporaryDirectory() as tmp:
         if isinstance(path_or_frames, (str, os.PathLike)):
             path = _existing_file(path_or_frames, "video")
@@ -652,12 +647,24 @@ def show_video(path_or_frames, audio=None, width: "int | None" = None, fps: floa
                 path = write_video(Path(tmp) / "clip.mp4", frames, fps=in_fps, audio=audio, sr=sr)
         else:
             path = write_video(Path(tmp) / "clip.mp4", path_or_frames, fps=fps, audio=audio, sr=sr)
-        if width is None:
-            info = probe(path)
-            native = info["video"]["width"] if info["video"] else 256
-            width = max(int(native), 256)
+        info = probe(path)
+        native = int(info["video"]["width"]) if info["video"] else 256
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     mime = "video/webm" if Path(path).suffix.lower() == ".webm" else "video/mp4"
+    return f"data:{mime};base64,{data}", native
+
+
+def show_video(path_or_frames, audio=None, width: "int | None" = None, fps: float = FPS, sr: int = SAMPLE_RATE):
+    """An HTML `<video controls>` with the MP4 embedded as a data URI, so notebooks play it with sound.
+
+    Give a path to an mp4, or frames (with optional audio) that are encoded first. width: display width in
+    px; None shows the clip at its size but at least 256 px, so 64 px clips stay visible.
+    """
+    from IPython.display import HTML
+
+    uri, native = video_data_uri(path_or_frames, audio, fps, sr)
+    width = max(native, 256) if width is None else width
+    mime = uri[5:uri.index(";")]
     return HTML(f'<video controls playsinline width="{int(width)}">'
-                f'<source src="data:{mime};base64,{data}" type="{mime}">'
+                f'<source src="{uri}" type="{mime}">'
                 "Your browser cannot play this video.</video>")

@@ -1,7 +1,7 @@
 """Editing a portrait through its latent codes: the logic behind notebook 02's sliders (tested headlessly).
 
-Yaw, pitch and roll are z_pose's own first three numbers (degrees). Distance and gaze are not axes of any code, so
-the course finds their directions: a linear regression of the codes [z_pose, z_dyn] on the world's true factors
+Yaw, pitch and roll are z_pose's own first three numbers (degrees). Distance, gaze and the expression (jaw, smile,
+blink, brows) are not axes of any code, so the course finds their directions: a linear regression of the codes [z_pose, z_dyn] on the world's true factors
 over training frames gives, per factor, how the codes move per unit of it (`to_codes`), and the reverse
 regression reads a portrait's current value (`from_codes`). Editing a factor from v to v' adds
 (v' - v) * to_codes[factor] to the codes. These are stored in the checkpoint's metadata.
@@ -16,7 +16,9 @@ import torch
 from vasa_lite.errors import InputError
 from vasa_lite.world.params import FACTORS, FRAME_FACTOR_NAMES
 
-EDITABLE = ("yaw", "pitch", "roll", "distance", "gaze_yaw", "gaze_pitch")
+POSE_FACTORS = ("yaw", "pitch", "roll", "distance", "gaze_yaw", "gaze_pitch")
+EXPRESSION_FACTORS = ("jaw", "smile", "blink", "brow_raise")       # what z_dyn holds besides gaze
+EDITABLE = POSE_FACTORS + EXPRESSION_FACTORS
 DIRECT = {"yaw": 0, "pitch": 1, "roll": 2}          # factors that are z_pose entries themselves
 
 
@@ -67,12 +69,12 @@ def edit_codes(z_pose: torch.Tensor, z_dyn: torch.Tensor, controls: dict, curren
     return codes[:, :6], codes[:, 6:]
 
 
-def slider_ranges() -> dict:
+def slider_ranges(factors=EDITABLE) -> dict:
     """(min, max, step, unit) of each slider, from the world's factor table."""
     out = {}
-    for k in EDITABLE:
+    for k in factors:
         fa = FACTORS[k]
-        out[k] = (fa.low, fa.high, 0.01 if fa.unit == "rel" else 1.0, fa.unit)
+        out[k] = (fa.low, fa.high, 1.0 if fa.unit == "deg" else 0.01, fa.unit)
     return out
 
 
@@ -130,7 +132,7 @@ class PortraitEditor:
 
         image = W.Image(value=self.png(), format="png")
         sliders = {}
-        for k, (lo, hi, step, unit) in slider_ranges().items():
+        for k, (lo, hi, step, unit) in slider_ranges(self.controls["factors"]).items():
             s = W.FloatSlider(value=float(np.clip(self.values[k], lo, hi)), min=lo, max=hi, step=step,
                               description=f"{k} ({unit})", continuous_update=False,
                               style={"description_width": "110px"})

@@ -109,14 +109,17 @@ def portrait_frame(portrait, size: int) -> np.ndarray:
 
 
 def driving_motion(motion: torch.Tensor, portrait_pose: torch.Tensor, mean_pose: torch.Tensor,
-                   pose: str = "relative") -> torch.Tensor:
+                   pose: str = "relative", offset=None) -> torch.Tensor:
     """The motion [T, 6 + dyn_dim] the decoder gets. "relative": z_pose = portrait's + (generated - mean_pose)
-    (see the module doc); "absolute": the generated motion as it is. z_dyn is never changed."""
+    (see the module doc); "absolute": the generated motion as it is. offset: (yaw, pitch, roll) degrees added to
+    every frame's head angles (z_pose's first three numbers are degrees). z_dyn is never changed."""
     if pose not in POSE_MODES:
         raise InputError(f"unknown pose mode {pose!r}; choose one of: {', '.join(POSE_MODES)}")
     out = motion.clone()
     if pose == "relative":
         out[:, :6] = motion[:, :6] - mean_pose.to(motion) + portrait_pose.reshape(1, 6).to(motion)
+    if offset is not None:
+        out[:, :3] += torch.as_tensor(offset, dtype=out.dtype).reshape(1, 3)
     return out
 
 
@@ -158,12 +161,12 @@ def encode_portrait(latent, frame: np.ndarray) -> dict:
     return latent.encode_source(torch.from_numpy(np.array(frame)).permute(2, 0, 1)[None])
 
 
-def frames_of(latent, source: dict, model, motion: torch.Tensor, pose: str) -> tuple:
+def frames_of(latent, source: dict, model, motion: torch.Tensor, pose: str, offset=None) -> tuple:
     """(driving motion, frames uint8 [T, H, W, 3]) of generated motion: the pose made relative (or not) to the
-    portrait's, then decoded."""
+    portrait's, offset by (yaw, pitch, roll) degrees if given, then decoded."""
     from vasa_lite.world.render import to_uint8
 
-    driving = driving_motion(motion, source["z_pose"][0].cpu(), model.motion_mean[:6].cpu(), pose)
+    driving = driving_motion(motion, source["z_pose"][0].cpu(), model.motion_mean[:6].cpu(), pose, offset)
     return driving, to_uint8(render_motion(latent, source, driving))
 
 
@@ -175,7 +178,7 @@ def animate(portrait, audio, gaze=None, distance=None, emotion=None, guidance: "
     portrait: a path, "grace_hopper" / "astronaut", or an image array (see `portrait_frame`). audio: a path
     (anything ffmpeg reads) or samples at `sr` Hz (default 16 kHz); silent, empty or shorter than 40 ms: InputError.
     gaze: (yaw, pitch) degrees, default forward; distance: in [0.8, 1.25], default the mean; emotion: one of
-    world.params.EMOTIONS, default none; guidance: {condition: scale}, default audio 0.5 and gaze 1.0 (the
+    world.params.EMOTIONS or (name, intensity in [0, 1]), default none; guidance: {condition: scale}, default audio 0.5 and gaze 1.0 (the
     paper's). steps: sampling steps (default 50 for "ddpm", the preset's ddim_steps, 10, for "ddim"). seed: the
     same seed gives the same video. pose: "relative" (default) or "absolute", see the module doc.
 
@@ -205,7 +208,7 @@ def animate(portrait, audio, gaze=None, distance=None, emotion=None, guidance: "
     with torch.no_grad():
         feats = encoder.encode_array(samples)
     t_encode = time.perf_counter()
-    motion = generate_motion(feats, gaze=controls["gaze"], distance=controls["distance"], emotion=controls["emotion"],
+    motion = generate_motion(feats, gaze=controls["gaze"], distance=controls["distance"], emotion=emotion,
                              guidance=guidance, steps=steps, sampler=sampler, seed=seed, model=model, device=dev,
                              progress=progress)
     t_motion = time.perf_counter()
@@ -223,7 +226,7 @@ def animate(portrait, audio, gaze=None, distance=None, emotion=None, guidance: "
                                                               else p.motion.sample_steps)),
                 "guidance": guidance_scales(guidance, p.motion), "pose": pose,
                 "gaze": list(controls["gaze"]) if controls["gaze"] else None, "distance": controls["distance"],
-                "emotion": controls["emotion"], "device": str(dev)}
+                "emotion": controls["emotion"], "emotion_intensity": controls["intensity"], "device": str(dev)}
     return Animation(frames=frames, audio=samples, motion=motion, driving=driving, portrait=frame, timing=timing,
                      settings=settings)
 

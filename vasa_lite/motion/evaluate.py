@@ -153,6 +153,7 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
     p = get_preset(preset)
     dev = pick_device(device)
     ctrl = check_controls(**{**CONTROLS, **(controls or {})})
+    ctrl.pop("intensity")                      # the emotion at full strength: what emotion accuracy asks for
     if None in ctrl.values():
         raise InputError(f"eval motion measures all three controls; give gaze, distance and emotion, got {ctrl}")
     if pose not in POSE_MODES:

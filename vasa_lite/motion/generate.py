@@ -25,7 +25,7 @@ from vasa_lite.motion.schedule import SAMPLERS, NoiseSchedule, make_sampler
 from vasa_lite.world.params import EMOTIONS, FACTORS
 
 
-def _number(name: str, value, low: float, high: float, unit: str) -> float:
+def check_number(name: str, value, low: float, high: float, unit: str) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -36,20 +36,27 @@ def _number(name: str, value, low: float, high: float, unit: str) -> float:
 
 
 def check_controls(gaze=None, distance=None, emotion=None) -> dict:
-    """Validated controls: gaze (yaw, pitch) degrees or None, distance or None, emotion name or None.
+    """Validated controls: gaze (yaw, pitch) degrees or None, distance or None, emotion name or None, or
+    (name, intensity) with intensity in [0, 1] (1, the default, is the emotion at full strength).
     An InputError gives the accepted range, or the emotion names."""
-    out = {"gaze": None, "distance": None, "emotion": None}
+    out = {"gaze": None, "distance": None, "emotion": None, "intensity": 1.0}
+    if isinstance(emotion, (tuple, list)):
+        try:
+            emotion, intensity = emotion
+        except ValueError:
+            raise InputError(f"emotion must be a name or (name, intensity), e.g. ('happy', 0.5); got {emotion!r}") from None
+        out["intensity"] = check_number("emotion intensity", intensity, 0.0, 1.0, "(0 none, 1 full)")
     if gaze is not None:
         try:
             yaw, pitch = gaze
         except (TypeError, ValueError):
             raise InputError(f"gaze must be (yaw, pitch) in degrees, e.g. (0, 0) for forward; got {gaze!r}") from None
         fy, fp = FACTORS["gaze_yaw"], FACTORS["gaze_pitch"]
-        out["gaze"] = (_number("gaze yaw", yaw, fy.low, fy.high, "degrees"),
-                       _number("gaze pitch", pitch, fp.low, fp.high, "degrees"))
+        out["gaze"] = (check_number("gaze yaw", yaw, fy.low, fy.high, "degrees"),
+                       check_number("gaze pitch", pitch, fp.low, fp.high, "degrees"))
     if distance is not None:
         f = FACTORS["distance"]
-        out["distance"] = _number("distance", distance, f.low, f.high, "(relative to the mean head distance, 1.0)")
+        out["distance"] = check_number("distance", distance, f.low, f.high, "(relative to the mean head distance, 1.0)")
     if emotion is not None:
         if not isinstance(emotion, str) or emotion not in EMOTIONS:
             raise InputError(f"unknown emotion {emotion!r}; choose one of: {', '.join(EMOTIONS)} (or None for none)")
@@ -83,8 +90,8 @@ def generate_motion(audio_features, gaze=None, distance=None, emotion=None, guid
     """Motion [T, 6 + dyn_dim] ([z_pose, z_dyn] per frame, the latent model's units) for T frames of audio features.
 
     audio_features: [T, D] from vasa_lite.audio.encode (25 fps), any T >= 1. gaze: (yaw, pitch) in degrees
-    (default forward); distance: in [0.8, 1.25] (default the training mean); emotion: one of EMOTIONS (default
-    none). guidance: {condition: scale} over audio, gaze, distance, emotion (default the preset's: audio 0.5,
+    (default forward); distance: in [0.8, 1.25] (default the training mean); emotion: one of EMOTIONS, or (name,
+    intensity in [0, 1]) (default none). guidance: {condition: scale} over audio, gaze, distance, emotion (default the preset's: audio 0.5,
     gaze 1.0). steps: sampling steps (default 50 for "ddpm", the preset's ddim_steps for "ddim"). seed: the same
     seed gives the same motion. model: a trained motion generator (default load_motion(preset)); a regression
     baseline predicts each window in one pass and ignores guidance, steps and sampler."""
@@ -144,7 +151,11 @@ def control_tokens(model, controls: dict, device) -> dict:
     d = controls["distance"] if controls["distance"] is not None else float(model.distance_mean)
     e = torch.zeros(1, len(EMOTIONS), device=device)
     if controls["emotion"] is not None:
-        e[0, EMOTIONS.index(controls["emotion"])] = 1.0
+        # the condition is a probability vector (the instruments' estimate in training): a weaker emotion is a
+        # mixture with neutral
+        k = float(controls.get("intensity", 1.0))
+        e[0, EMOTIONS.index("neutral")] = 1.0 - k
+        e[0, EMOTIONS.index(controls["emotion"])] += k
     return {"gaze": torch.tensor([g], dtype=torch.float32, device=device),
             "distance": torch.tensor([d], dtype=torch.float32, device=device),
             "emotion": e if controls["emotion"] is not None else None}
@@ -168,4 +179,4 @@ def sample_window(model, smp, feats: torch.Tensor, base: dict, scales: dict, gen
     return x0[0, :n]
 
 
-__all__ = ["generate_motion", "check_controls", "check_seed", "window_sampler", "control_tokens", "sample_window"]
+__all__ = ["generate_motion", "check_controls", "check_number", "check_seed", "window_sampler", "control_tokens", "sample_window"]
