@@ -33,6 +33,8 @@ COMPONENTS = {
     # the diffusion motion generator; --baseline regression trains the regression baseline instead
     "motion": ("vasa_lite.motion.train:train_motion", "vasa_lite.motion.evaluate:eval_motion"),
 }
+# Evaluations of the whole pipeline, with nothing to train of their own.
+EVAL_ONLY = {"ood": "vasa_lite.ood:eval_ood"}
 # Components that can also learn from a folder of real talking videos (--data DIR), start from a checkpoint
 # (--init) and take config changes (--set KEY=VALUE).
 TAKES_DATA = {"latent"}
@@ -165,8 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "data/checkpoints/regression_<preset>.pt)")
 
     p = _threads(_common(sub.add_parser("eval", help="evaluate a trained component; prints JSON")))
-    p.add_argument("component", choices=sorted(COMPONENTS), help="what to evaluate")
-    p.add_argument("--checkpoint", default=None, help="checkpoint path (default: the shipped one of the preset)")
+    p.add_argument("component", choices=sorted(COMPONENTS) + sorted(EVAL_ONLY),
+                   help="what to evaluate; ood: the pipeline on out-of-distribution inputs (notebook 09)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint path (default: the shipped one of the preset; "
+                                                      "for ood, a latent checkpoint)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split")
 
     p = _common(sub.add_parser("inspect", help="check an image, audio or video file the course can use; prints JSON"))
@@ -321,7 +325,7 @@ def _cmd_train(args) -> int:
 
 def _cmd_eval(args) -> int:
     _set_threads(args)
-    evaluate = _resolve(COMPONENTS[args.component][1])
+    evaluate = _resolve(EVAL_ONLY[args.component] if args.component in EVAL_ONLY else COMPONENTS[args.component][1])
     print(json.dumps(evaluate(preset=args.preset, seed=args.seed, device=args.device, checkpoint=args.checkpoint,
                               limit=args.limit), indent=2))
     return 0
