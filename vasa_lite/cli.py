@@ -34,7 +34,7 @@ COMPONENTS = {
     "motion": ("vasa_lite.motion.train:train_motion", "vasa_lite.motion.evaluate:eval_motion"),
 }
 # Evaluations of the whole pipeline, with nothing to train of their own.
-EVAL_ONLY = {"ood": "vasa_lite.ood:eval_ood"}
+EVAL_ONLY = {"ood": "vasa_lite.ood:eval_ood", "all": "vasa_lite.table:eval_all"}
 # Components that can also learn from a folder of real talking videos (--data DIR), start from a checkpoint
 # (--init) and take config changes (--set KEY=VALUE).
 TAKES_DATA = {"latent"}
@@ -145,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=None, help="frames per measurement")
 
     p = _threads(_common(sub.add_parser("train", help="train a component; writes data/checkpoints/<component>_<preset>.pt")))
-    p.add_argument("component", choices=sorted(COMPONENTS) + ["all"],
-                   help="what to train; all: every stage the pipeline needs, in order, resumable")
+    p.add_argument("component", choices=sorted(COMPONENTS) + ["ablations", "all"],
+                   help="what to train; all: every stage the pipeline needs, in order, resumable; ablations: the "
+                        "models of eval all's ablation rows")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the preset's)")
     p.add_argument("--out", default=None, help="checkpoint path (default: data/checkpoints/<component>_<preset>.pt)")
     p.add_argument("--no-resume", dest="resume", action="store_false",
@@ -165,13 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", default=None, choices=["regression"],
                    help="train a baseline instead of the diffusion model: regression (motion only; writes "
                         "data/checkpoints/regression_<preset>.pt)")
+    p.add_argument("--features", default=None, choices=["encoder", "mel"],
+                   help="audio features of the motion generator: encoder (the pretrained audio encoder, default) or "
+                        "mel (generic log-mel features, an ablation; writes data/checkpoints/motion_mel_<preset>.pt)")
 
     p = _threads(_common(sub.add_parser("eval", help="evaluate a trained component; prints JSON")))
     p.add_argument("component", choices=sorted(COMPONENTS) + sorted(EVAL_ONLY),
-                   help="what to evaluate; ood: the pipeline on out-of-distribution inputs (notebook 09)")
+                   help="what to evaluate; ood: the pipeline on out-of-distribution inputs (notebook 09); all: the "
+                        "paper's table at course scale (notebook 07), also written to figures/eval_all_<preset>.json "
+                        "and .md")
     p.add_argument("--checkpoint", default=None, help="checkpoint path (default: the shipped one of the preset; "
                                                       "for ood, a latent checkpoint)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split")
+    p.add_argument("--out", default=None, help="all: where to write the JSON (and the .md table beside it; default "
+                                               "figures/eval_all_<preset>.json)")
 
     p = _common(sub.add_parser("inspect", help="check an image, audio or video file the course can use; prints JSON"))
     p.add_argument("path", help="a portrait image, an audio file or a video")
@@ -303,7 +311,8 @@ def _parse_overrides(component: str, items: list) -> dict:
 
 def _cmd_train(args) -> int:
     _set_threads(args)
-    train = _resolve("vasa_lite.pipeline:train_all" if args.component == "all" else COMPONENTS[args.component][0])
+    train = _resolve({"all": "vasa_lite.pipeline:train_all", "ablations": "vasa_lite.pipeline:train_ablations"}.get(
+        args.component) or COMPONENTS[args.component][0])
     kwargs = {}
     for opt in ("data", "init", "overrides", "fresh", "freeze"):
         if getattr(args, opt):
@@ -314,6 +323,10 @@ def _cmd_train(args) -> int:
         if args.component != "motion":
             raise InputError("--baseline works with: motion")
         kwargs["baseline"] = args.baseline
+    if args.features:
+        if args.component != "motion":
+            raise InputError("--features works with: motion")
+        kwargs["features"] = args.features
     summary = train(preset=args.preset, seed=args.seed, device=args.device, steps=args.steps, resume=args.resume,
                     out=args.out, progress=not args.quiet, **kwargs)
     from vasa_lite.training import dist_info
@@ -326,8 +339,16 @@ def _cmd_train(args) -> int:
 def _cmd_eval(args) -> int:
     _set_threads(args)
     evaluate = _resolve(EVAL_ONLY[args.component] if args.component in EVAL_ONLY else COMPONENTS[args.component][1])
+    kwargs = {}
+    if args.component == "all":
+        from vasa_lite.config import get_preset
+        from vasa_lite.paths import FIGURES_DIR
+
+        kwargs["out_json"] = args.out or FIGURES_DIR / f"eval_all_{get_preset(args.preset).name}.json"
+    elif args.out:
+        raise InputError("--out works with: eval all")
     print(json.dumps(evaluate(preset=args.preset, seed=args.seed, device=args.device, checkpoint=args.checkpoint,
-                              limit=args.limit), indent=2))
+                              limit=args.limit, **kwargs), indent=2))
     return 0
 
 

@@ -17,6 +17,7 @@ target figure as JSON); `vasa-lite train instruments --preset P` trains all four
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -105,6 +106,17 @@ def evaluate(video, audio=None, reference=None, preset="cpu", sr: "int | None" =
     out["notes"] = notes
     out["seconds"] = round(time.perf_counter() - t0, 2)
     return out
+
+
+def write_report(report: dict, out_json) -> Path:
+    """An evaluation report as JSON, and its "markdown" table beside it (.md)."""
+    import json
+
+    path = Path(out_json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    path.with_suffix(".md").write_text(report["markdown"] + "\n")
+    return path
 
 
 def _capp(audio, pose: np.ndarray, preset, sr, notes: list):
@@ -257,5 +269,5 @@ def bench_instruments(preset="cpu", seed: int = 0, device=None, frames: "int | N
     return out
 
 
-__all__ = ["evaluate", "train_instruments", "eval_instruments", "bench_instruments", "record_metrics", "KEYS",
+__all__ = ["evaluate", "write_report", "train_instruments", "eval_instruments", "bench_instruments", "record_metrics", "KEYS",
            "MIN_FVD_CLIPS"]

@@ -24,7 +24,6 @@ generator still fits, and the photo's rows are measured again with the fine-tune
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -192,10 +191,9 @@ def eval_ood(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "
     report = {"component": "ood", "preset": p.name, "seed": seed, "latent": str(checkpoint or "shipped"),
               "rows": rows, "markdown": markdown_table(rows), "eval_seconds": round(time.perf_counter() - t0, 1)}
     if out_json:
-        path = Path(out_json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        path.with_suffix(".md").write_text(report["markdown"] + "\n")
+        from vasa_lite.metrics import write_report
+
+        write_report(report, out_json)
     return report
 
 

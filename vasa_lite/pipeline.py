@@ -95,3 +95,40 @@ def train_all(preset="cpu", seed: int = 0, device=None, steps: "int | None" = No
         report[name] = {"status": "trained", "seconds": round(time.perf_counter() - t, 1),
                         "checkpoint": str(stage["checkpoint"])}
     return {"preset": p.name, "stages": report}
+
+
+def train_ablations(preset="cpu", seed: int = 0, device=None, steps: "int | None" = None, resume: bool = True,
+                    out=None, progress: bool = True) -> dict:
+    """`vasa-lite train ablations`: the models of the two ablation rows of `eval all` (vasa_lite.table):
+    - a motion generator on generic log-mel features (motion_mel_<preset>.pt);
+    - a latent space trained without the transfer-consistency loss, by the same stages as the shipped one
+      (latent_notransfer_<preset>.pt), and a motion generator trained on its codes (motion_notransfer_<preset>.pt).
+    steps: override every stage's steps (a quick trial). Each stage resumes like train all."""
+    import dataclasses
+
+    from vasa_lite.checkpoints import checkpoint_path
+    from vasa_lite.config import get_preset
+    from vasa_lite.errors import InputError
+    from vasa_lite.latent.train import train_latent
+    from vasa_lite.motion.train import train_motion
+
+    if out is not None:
+        raise InputError("train ablations writes each model's own checkpoint; set VASA_LITE_CHECKPOINTS=DIR to use "
+                         "another folder")
+    p = get_preset(preset)
+    kw = dict(seed=seed, device=device, resume=resume, progress=progress)
+    report = {"motion_mel": train_motion(p, steps=steps, features="mel", **kw)}
+    latent = checkpoint_path("latent_notransfer", p.name)
+    no_transfer = {"transfer_weight": 0.0}
+    if p.latent.refiner_width:                        # as stages(): the whole model, then its refiner alone
+        base = checkpoint_path("latent_notransfer_base", p.name)
+        report["latent_notransfer_base"] = train_latent(p, steps=steps, out=base, overrides=no_transfer, **kw)
+        report["latent_notransfer"] = train_latent(
+            p, out=latent, init=base, freeze=LATENT_CORE, overrides=dict(REFINER_STAGE["overrides"]),
+            steps=steps or REFINER_STAGE["steps"].get(p.name, 2000), **kw)
+    else:
+        report["latent_notransfer"] = train_latent(p, steps=steps, out=latent, overrides=no_transfer, **kw)
+    report["motion_notransfer"] = train_motion(p, steps=steps, latent=latent,
+                                               out=checkpoint_path("motion_notransfer", p.name), **kw)
+    return {k: {"checkpoint": str(v.get("checkpoint")), "steps": v.get("steps"), "metrics": v.get("metrics")}
+            for k, v in report.items() if isinstance(v, dict)} | {"config": dataclasses.asdict(p.latent) | no_transfer}

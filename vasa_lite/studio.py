@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from vasa_lite.errors import InputError
-from vasa_lite.world.params import EMOTIONS, FACTORS, FPS, SAMPLE_RATE
+from vasa_lite.world.params import FACTORS, FPS, SAMPLE_RATE
 
 GALLERY = ("actor", "actor:1", "actor:2", "actor:3", "grace_hopper", "astronaut")
 HEAD = ("head_yaw", "head_pitch", "head_roll")      # degrees added to the generated head angles

@@ -196,6 +196,38 @@ def _build(p, split: str, ids: dict, world_root, progress: bool, device, latent_
     return out
 
 
+def mel_features(audio, norm: "dict | None" = None) -> np.ndarray:
+    """Generic audio features, the ablation of the pretrained encoder: the log-mel rows of each 40 ms video frame
+    stacked ([T, 4 x 80], T = ceil(samples / 640)), standardised per dimension with `norm` ({"mean", "std"})."""
+    from vasa_lite.audio import log_mel, mel_frames_per_video_frame, n_video_frames
+
+    k = mel_frames_per_video_frame()
+    mel = log_mel(audio)
+    T = n_video_frames(len(audio))
+    mel = np.concatenate([mel, np.repeat(mel[-1:], max(0, T * k - len(mel)), 0)])[:T * k]
+    out = mel.reshape(T, -1).astype(np.float32)
+    if norm is not None:
+        out = (out - np.asarray(norm["mean"], np.float32)) / np.asarray(norm["std"], np.float32)
+    return out
+
+
+def with_mel_features(data: dict, clips: list, norm: "dict | None" = None) -> "tuple[dict, dict]":
+    """The motion sequences of `data` with mel_features of the same clips (load_split's, in the same order) as their
+    audio; norm: the standardisation (default: fitted on these clips). Returns (data, norm)."""
+    off = np.asarray(data["offsets"])
+    if len(clips) != len(off) - 1:
+        raise InputError(f"{len(clips)} clips for {len(off) - 1} motion sequences; give the same split")
+    raw = [mel_features(c["audio"])[:off[i + 1] - off[i]] for i, c in enumerate(clips)]
+    if norm is None:
+        allf = np.concatenate(raw).astype(np.float64)
+        norm = {"mean": allf.mean(0).astype(np.float32).tolist(),
+                "std": np.maximum(allf.std(0), 1e-3).astype(np.float32).tolist()}
+    m, sd = np.asarray(norm["mean"], np.float32), np.asarray(norm["std"], np.float32)
+    out = dict(data)
+    out["audio"] = np.concatenate([(r - m) / sd for r in raw]).astype(np.float32)
+    return out, norm
+
+
 def motion_stats(data: dict) -> dict:
     """Per-dimension mean and std of the motion (std floored at 1e-3 of the largest, so a dead dimension of z_dyn
     does not blow up), and the estimated distance's mean and std. Computed on the train split only."""
@@ -278,4 +310,4 @@ def sample_windows(data: dict, n: int, window: int, prev: int, generator: torch.
 
 
 __all__ = ["cache_dir", "motion_data", "motion_stats", "control_errors", "sample_windows", "first_clips",
-           "source_identity", "file_identity", "encoder_identity"]
+           "source_identity", "file_identity", "encoder_identity", "mel_features", "with_mel_features"]

@@ -32,10 +32,8 @@ For the generated rows, also:
 """
 from __future__ import annotations
 
-import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -270,10 +268,9 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
     report["markdown"] = markdown_table(report)
     report["eval_seconds"] = round(time.perf_counter() - t0, 1)
     if out_json:
-        path = Path(out_json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
-        path.with_suffix(".md").write_text(report["markdown"] + "\n")
+        from vasa_lite.metrics import write_report
+
+        write_report(report, out_json)
     if record:
         from vasa_lite.metrics import record_metrics
 

@@ -182,12 +182,12 @@ def motion_dim(preset) -> int:
     return 6 + get_preset(preset).latent.dyn_dim
 
 
-def build_network(preset, regression: bool = False) -> MotionTransformer:
-    """An untrained network of the preset's shape."""
+def build_network(preset, regression: bool = False, audio_dim: "int | None" = None) -> MotionTransformer:
+    """An untrained network of the preset's shape (audio_dim: default the audio encoder's width)."""
     from vasa_lite.config import get_preset
 
     p = get_preset(preset)
-    return MotionTransformer(p.motion, motion_dim(p), p.audio.width, regression=regression)
+    return MotionTransformer(p.motion, motion_dim(p), int(audio_dim or p.audio.width), regression=regression)
 
 
 __all__ = ["MotionTransformer", "CONDITIONS", "DROPPABLE", "build_network", "motion_dim", "timestep_embedding"]

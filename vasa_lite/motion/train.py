@@ -43,11 +43,12 @@ def component_name(baseline=None) -> str:
     raise InputError(f"unknown motion baseline {baseline!r}; choose one of: {', '.join(BASELINES)}")
 
 
-def checkpoint_file(preset="cpu", baseline=None) -> Path:
+def checkpoint_file(preset="cpu", baseline=None, features: str = "encoder") -> Path:
     from vasa_lite.checkpoints import checkpoint_path
     from vasa_lite.config import get_preset
 
-    return checkpoint_path(component_name(baseline), get_preset(preset).name)
+    suffix = "_mel" if features == "mel" else ""
+    return checkpoint_path(component_name(baseline) + suffix, get_preset(preset).name)
 
 
 def drop_masks(n: int, cfg, generator: torch.Generator, prev_ok: "torch.Tensor | None" = None) -> dict:
@@ -106,12 +107,13 @@ def motion_loss(model: MotionTransformer, schedule: "NoiseSchedule | None", batc
 
 def train_motion(preset="cpu", seed: int = 0, device=None, steps: "int | None" = None, resume: bool = True,
                  out=None, progress: bool = True, baseline=None, root=None, world_root=None, overrides=None,
-                 latent=None) -> dict:
+                 latent=None, features: str = "encoder") -> dict:
     """Train the motion generator (or, with baseline="regression", the regression baseline); returns a summary.
 
     overrides: MotionConfig fields to change for this run (e.g. {"velocity_weight": 1.0}); root: the motion cache
     folder; world_root: the world's; latent: another latent checkpoint of the preset to encode the motion with
-    (default the preset's, data/checkpoints/latent_<preset>.pt). The checkpoint records the preset, steps, metrics,
+    (default the preset's, data/checkpoints/latent_<preset>.pt); features: "encoder" (the pretrained audio encoder's)
+    or "mel" (generic log-mel features, the ablation; writes motion_mel_<preset>.pt). The checkpoint records the preset, steps, metrics,
     the normalisation statistics (also in the weights, as buffers) and the identity of the latent, audio and
     attribute checkpoints."""
     from vasa_lite.config import get_preset
@@ -127,6 +129,15 @@ def train_motion(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
     dev = pick_device(device)
     data = motion_data(p, "train", root=root, world_root=world_root, progress=progress, device=dev, latent=latent)
     val = motion_data(p, "val", root=root, world_root=world_root, progress=progress, device=dev, latent=latent)
+    audio_norm = None
+    if features == "mel":
+        from vasa_lite.motion.data import with_mel_features
+        from vasa_lite.training import load_split
+
+        data, audio_norm = with_mel_features(data, load_split(p, "train", root=world_root))
+        val, _ = with_mel_features(val, load_split(p, "val", root=world_root), audio_norm)
+    elif features != "encoder":
+        raise InputError(f"unknown audio features {features!r}; choose encoder or mel")
     stats = motion_stats(data)
     model = MotionTransformer(cfg, data["motion"].shape[1], data["audio"].shape[1], regression=regression).to(dev)
     model.set_stats(stats)
@@ -155,8 +166,9 @@ def train_motion(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
     def eval_fn():
         return validation_loss(model, val, schedule, seed=seed)
 
-    path = Path(out) if out else checkpoint_file(p, baseline)
+    path = Path(out) if out else checkpoint_file(p, baseline, features)
     extra = {"config": dataclasses.asdict(cfg), "baseline": "regression" if regression else None,
+             "audio_features": features, "audio_norm": audio_norm,
              "motion_dim": int(data["motion"].shape[1]), "audio_dim": int(data["audio"].shape[1]),
              "stats": stats, "sources": data["meta"]["ids"], "train_clips": int(len(data["offsets"]) - 1),
              "train_frames": int(len(data["motion"])), "controls_vs_truth": control_errors(data)}
@@ -212,8 +224,12 @@ def load_motion(preset="cpu", path=None, device=None, baseline=False) -> MotionT
         flag = " --baseline regression" if component == "regression" else ""
         raise CheckpointError(f"checkpoint not found: {path}; train it with `vasa-lite train motion --preset {p.name}"
                               f"{flag}` or check the path")
+    from vasa_lite.checkpoints import load_checkpoint
+
+    # a generator trained on other audio features (the mel ablation) has their width
+    audio_dim = (load_checkpoint(path, component=component)[1].get("extra") or {}).get("audio_dim")
     model = load_trained(component, p, path, device, lambda q: q.motion,
-                         lambda q: build_network(q, regression=component == "regression"),
+                         lambda q: build_network(q, regression=component == "regression", audio_dim=audio_dim),
                          frozen=True, training_only=TRAINING_ONLY)
     from vasa_lite.motion.data import encoder_identity
 

@@ -1,0 +1,52 @@
+"""The paper's table at course scale (vasa_lite.table, `vasa-lite eval all`, notebook 07) on the smoke preset."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vasa_lite.table import COLUMNS, bootstrap
+
+
+def test_bootstrap_interval_holds_the_mean_and_narrows_with_more_clips():
+    rng = np.random.default_rng(0)
+    few, many = rng.normal(1.0, 1.0, 20), rng.normal(1.0, 1.0, 400)
+    b_few = bootstrap(few, rng.integers(0, 20, (1000, 20)))
+    b_many = bootstrap(many, rng.integers(0, 400, (1000, 400)))
+    for b, x in ((b_few, few), (b_many, many)):
+        assert b["lo"] < b["mean"] < b["hi"] and b["mean"] == pytest.approx(x.mean(), abs=1e-4)
+    assert b_many["hi"] - b_many["lo"] < 0.5 * (b_few["hi"] - b_few["lo"])        # ~ 1 / sqrt(n)
+    assert 0.7 < b_many["lo"] < 1.0 < b_many["hi"] < 1.3                            # covers the true mean
+    with_gap = np.r_[few[:10], np.nan, few[10:]]
+    assert bootstrap(with_gap, rng.integers(0, 21, (500, 21)))["mean"] == pytest.approx(few.mean(), abs=1e-4)
+    assert bootstrap([np.nan, np.nan], rng.integers(0, 2, (10, 2))) is None
+
+
+def test_cli_eval_all_writes_the_table_with_intervals(tmp_path):
+    from vasa_lite.checkpoints import checkpoint_path
+
+    need = ["latent", "audio", "motion", "regression", "syncnet", "capp", "identity", "attributes", "fvd",
+            "motion_mel", "latent_notransfer", "motion_notransfer"]
+    missing = [c for c in need if not checkpoint_path(c, "smoke").exists()]
+    if missing:
+        pytest.skip(f"smoke checkpoints missing: {missing}")
+    out = tmp_path / "table.json"
+    r = subprocess.run([sys.executable, "-W", "ignore", "-m", "vasa_lite", "eval", "all", "--preset", "smoke",
+                        "--out", str(out), "--threads", "1"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    assert json.loads(r.stdout)["rows"] == rep["rows"] and out.with_suffix(".md").exists()
+    assert list(rep["rows"]) == ["real", "still head (lip sync only)", "regression", "diffusion, no guidance",
+                                 "diffusion, guidance", "diffusion, 10 steps (DDIM)", "mel features",
+                                 "no transfer consistency"]
+    assert rep["clips"] == 4 and not rep["notes"]                  # the smoke world's test and val clips, every row
+    for name, row in rep["rows"].items():
+        for k, _ in COLUMNS:
+            v = row[k]
+            assert v is not None and v["lo"] - 1e-9 <= v["mean"] <= v["hi"] + 1e-9, (name, k, v)
+    # a still head barely moves: its ΔP is a small part of the real clips'
+    assert rep["rows"]["still head (lip sync only)"]["delta_p"]["mean"] < 0.25 * rep["rows"]["real"]["delta_p"]["mean"]
+    assert rep["rows"]["real"]["fvd_lite"]["mean"] == 0.0          # the real clips against themselves
+    assert set(rep["directions"]) >= {"guidance raises Sc over no guidance", "still head has ΔP near 0"}
+    assert rep["markdown"].count("\n| ") == 8
