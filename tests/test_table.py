@@ -44,7 +44,9 @@ def test_cli_eval_all_writes_the_table_with_intervals(tmp_path):
     for name, row in rep["rows"].items():
         for k, _ in COLUMNS:
             v = row[k]
-            assert v is not None and v["lo"] - 1e-9 <= v["mean"] <= v["hi"] + 1e-9, (name, k, v)
+            assert v is not None and 0 <= v["hi"] - v["lo"], (name, k, v)
+            if k != "fvd_lite":          # a set distance on resampled (repeated) clips is biased up: see vasa_lite.table
+                assert v["lo"] - 1e-9 <= v["mean"] <= v["hi"] + 1e-9, (name, k, v)
     # a still head barely moves: its ΔP is a small part of the real clips'
     assert rep["rows"]["still head (lip sync only)"]["delta_p"]["mean"] < 0.25 * rep["rows"]["real"]["delta_p"]["mean"]
     assert rep["rows"]["real"]["fvd_lite"]["mean"] == 0.0          # the real clips against themselves

@@ -17,7 +17,8 @@ A row whose checkpoints are missing is left out with a note saying how to train 
 
 Columns: Sc, Sd, CAPP, ΔP, FVD-lite and identity similarity, each a mean over clips with a 95% bootstrap confidence
 interval (clips resampled with replacement; the same resamples for every row, so rows are compared on the same
-clips). FVD-lite is a distance between two sets, so each resample recomputes it from the resampled clips' features.
+clips). FVD-lite is a distance between two sets, so each resample recomputes it from the resampled clips' features;
+repeated clips shrink a set's spread and bias that distance up, so its interval can sit above the full-set value.
 The three directions the issue asks about are tested as paired differences with their own intervals.
 """
 from __future__ import annotations
