@@ -244,7 +244,8 @@ def markdown_table(report: dict) -> str:
 @torch.no_grad()
 def sweep(preset="cpu", seed: int = 0, device=None, limit: int = 4, scales=(0.0, 0.5, 1.0, 2.0),
           steps=(("ddim", 5), ("ddim", 10), ("ddim", 25), ("ddpm", 50)), split: str = "test") -> dict:
-    """Sc, Sd, CAPP and ΔP (means over the first `limit` clips of `split`) against the audio guidance scale
+    """Sc, Sd, CAPP and ΔP (means over the first `limit` clips of `split`; CAPP None when every clip is shorter
+    than its 3-second window) against the audio guidance scale
     (50 DDPM steps, gaze 1.0) and against the sampler and its steps (default guidance): notebook 07's plots."""
     from vasa_lite.audio import load_audio_encoder
     from vasa_lite.config import get_preset
