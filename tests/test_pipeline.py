@@ -12,14 +12,15 @@ import sys
 import pytest
 
 from vasa_lite.paths import CHECKPOINT_DIR
+from vasa_lite.pipeline import ablation_stages as stages_of_ablations
 from vasa_lite.pipeline import stages
 
 FIRST = ("audio", "attributes", "identity", "fvd", "syncnet", "capp")
 
 
-def _train_all(folder, *extra):
+def _train_all(folder, *extra, component="all"):
     env = {**os.environ, "VASA_LITE_CHECKPOINTS": str(folder), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "vasa_lite", "train", "all", "--preset", "smoke", "--quiet",
+    r = subprocess.run([sys.executable, "-m", "vasa_lite", "train", component, "--preset", "smoke", "--quiet",
                         "--threads", "1", *extra], capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     return json.loads(r.stdout)["stages"]
@@ -55,3 +56,35 @@ def test_train_all_trains_what_is_missing_then_resumes(tmp_path):
     third = _train_all(tmp_path)
     assert third["latent"]["status"] == "already complete"
     assert third["motion"]["status"] == "trained" and third["regression"]["status"] == "trained"
+
+
+ABLATIONS = ("motion_mel", "latent_notransfer_base", "latent_notransfer", "motion_notransfer")
+
+
+def test_ablation_stages_share_train_alls_latent_stages_without_the_transfer_loss():
+    abl = {s["name"]: s for s in stages_of_ablations("smoke")}
+    main = {s["name"]: s for s in stages("smoke")}
+    assert list(abl) == list(ABLATIONS)
+    assert abl["latent_notransfer_base"]["kwargs"]["overrides"] == {"transfer_weight": 0.0}
+    assert "overrides" not in main["latent_base"]["kwargs"]
+    # the refiner stage is train all's, from the ablation's own base
+    ref, ref_main = abl["latent_notransfer"]["kwargs"], main["latent"]["kwargs"]
+    assert ref["init"] == abl["latent_notransfer_base"]["checkpoint"]
+    assert {k: v for k, v in ref.items() if k not in ("init", "out")} == \
+        {k: v for k, v in ref_main.items() if k not in ("init", "out")}
+    assert abl["motion_notransfer"]["kwargs"]["latent"] == abl["latent_notransfer"]["checkpoint"]
+
+
+@pytest.mark.skipif(not all((CHECKPOINT_DIR / f"{c}_smoke.pt").exists() for c in FIRST + ABLATIONS),
+                    reason="shipped smoke checkpoints missing")
+def test_train_ablations_skips_complete_stages_and_retrains_a_lost_one(tmp_path):
+    for c in FIRST + ("latent", "latent_base") + ABLATIONS:
+        if (CHECKPOINT_DIR / f"{c}_smoke.pt").exists():
+            shutil.copy(CHECKPOINT_DIR / f"{c}_smoke.pt", tmp_path / f"{c}_smoke.pt")
+    done = _train_all(tmp_path, component="ablations")
+    assert all(done[c]["status"] == "already complete" for c in ABLATIONS), done
+    (tmp_path / "motion_notransfer_smoke.pt").unlink()
+    again = _train_all(tmp_path, component="ablations")
+    assert all(again[c]["status"] == "already complete" for c in ABLATIONS[:-1])
+    assert again["motion_notransfer"]["status"] == "trained"
+    assert (tmp_path / "motion_notransfer_smoke.pt").exists()

@@ -22,31 +22,65 @@ REFINER_STAGE = {"overrides": {"transfer_weight": 0.0, "cross_id_weight": 0.0, "
                  "steps": {"smoke": 20, "cpu": 1000, "gpu": 4000}}
 
 
-def stages(preset) -> list[dict]:
-    """The stages of `train all` for a preset, in order: name, the train function, its keyword arguments, and the
-    checkpoint it writes."""
+def _latent_stages(add, p, name: str, overrides: "dict | None" = None) -> None:
+    """The latent space's stages: the whole model, then (when the preset has one) its refiner alone on top."""
     from vasa_lite.checkpoints import checkpoint_path
-    from vasa_lite.config import get_preset
 
-    p = get_preset(preset)
+    extra = {"overrides": dict(overrides)} if overrides else {}
+    if not p.latent.refiner_width:
+        add(name, "vasa_lite.latent.train:train_latent", out=checkpoint_path(name, p.name), **extra)
+        return
+    base = checkpoint_path(f"{name}_base", p.name)
+    add(f"{name}_base", "vasa_lite.latent.train:train_latent", out=base, **extra)
+    add(name, "vasa_lite.latent.train:train_latent", out=checkpoint_path(name, p.name), init=base,
+        freeze=LATENT_CORE, overrides=dict(REFINER_STAGE["overrides"]), steps=REFINER_STAGE["steps"].get(p.name, 2000))
+
+
+def _stage_list(p):
+    """A list of stages and the `add(name, train, **kwargs)` that appends to it."""
+    from vasa_lite.checkpoints import checkpoint_path
+
     out = []
 
     def add(name, spec, **kw):
         out.append({"name": name, "train": spec, "kwargs": kw, "checkpoint": kw.get("out") or checkpoint_path(name, p.name)})
+    return out, add
 
+
+def stages(preset) -> list[dict]:
+    """The stages of `train all` for a preset, in order: name, the train function, its keyword arguments, and the
+    checkpoint it writes."""
+    from vasa_lite.config import get_preset
+
+    p = get_preset(preset)
+    out, add = _stage_list(p)
     add("audio", "vasa_lite.audio:train_audio")
     for name in ("attributes", "identity", "fvd", "syncnet"):      # syncnet tracks faces with the attribute net
         add(name, f"vasa_lite.instruments.{name}:train_{name}")
     add("capp", "vasa_lite.instruments.capp:train_capp")
-    if p.latent.refiner_width:                      # the whole model, then its refiner alone on top
-        base = checkpoint_path("latent_base", p.name)
-        add("latent_base", "vasa_lite.latent.train:train_latent", out=base)
-        add("latent", "vasa_lite.latent.train:train_latent", init=base, freeze=LATENT_CORE,
-            overrides=dict(REFINER_STAGE["overrides"]), steps=REFINER_STAGE["steps"].get(p.name, 2000))
-    else:
-        add("latent", "vasa_lite.latent.train:train_latent")
+    _latent_stages(add, p, "latent")
     add("motion", "vasa_lite.motion.train:train_motion")
     add("regression", "vasa_lite.motion.train:train_motion", baseline="regression")
+    return out
+
+
+NO_TRANSFER = {"transfer_weight": 0.0}
+
+
+def ablation_stages(preset) -> list[dict]:
+    """The stages of `train ablations`: the models of the two ablation rows of `eval all` (vasa_lite.table):
+    - a motion generator on generic log-mel features (motion_mel_<preset>);
+    - a latent space trained without the transfer-consistency loss, by the same stages as train all's
+      (latent_notransfer_<preset>), and a motion generator trained on its codes (motion_notransfer_<preset>)."""
+    from vasa_lite.checkpoints import checkpoint_path
+    from vasa_lite.config import get_preset
+
+    p = get_preset(preset)
+    out, add = _stage_list(p)
+    add("motion_mel", "vasa_lite.motion.train:train_motion", features="mel", out=checkpoint_path("motion_mel", p.name))
+    _latent_stages(add, p, "latent_notransfer", NO_TRANSFER)
+    add("motion_notransfer", "vasa_lite.motion.train:train_motion", latent=checkpoint_path("latent_notransfer", p.name),
+        out=checkpoint_path("motion_notransfer", p.name))
     return out
 
 
@@ -66,20 +100,13 @@ def stage_done(stage: dict, steps: "int | None") -> bool:
     return want is None or int(meta.get("steps", -1)) == int(want)
 
 
-def train_all(preset="cpu", seed: int = 0, device=None, steps: "int | None" = None, resume: bool = True, out=None,
-              progress: bool = True) -> dict:
-    """Run every stage in order (see the module doc); returns each stage's status and seconds. steps: override every
-    stage's step count (a quick trial)."""
+def run_stages(todo: list[dict], p, label: str, seed: int = 0, device=None, steps: "int | None" = None,
+               resume: bool = True, progress: bool = True) -> dict:
+    """Train stages in order, skipping complete ones (see the module doc); each stage's status and seconds."""
     from vasa_lite.cli import _resolve
-    from vasa_lite.config import get_preset
-    from vasa_lite.errors import InputError
 
-    if out is not None:
-        raise InputError("train all writes each stage's own checkpoint; set VASA_LITE_CHECKPOINTS=DIR to use "
-                         "another folder")
-    p = get_preset(preset)
     report, retrain = {}, False
-    for stage in stages(p):
+    for stage in todo:
         name = stage["name"]
         if resume and not retrain and stage_done(stage, steps):
             report[name] = {"status": "already complete", "checkpoint": str(stage["checkpoint"])}
@@ -88,47 +115,41 @@ def train_all(preset="cpu", seed: int = 0, device=None, steps: "int | None" = No
         if steps is not None:
             kw["steps"] = steps
         if progress:
-            print(f"== train all: {name} ({p.name})", flush=True)
+            print(f"== {label}: {name} ({p.name})", flush=True)
         t = time.perf_counter()
         _resolve(stage["train"])(preset=p, seed=seed, device=device, resume=resume, progress=progress, **kw)
         retrain = True
         report[name] = {"status": "trained", "seconds": round(time.perf_counter() - t, 1),
                         "checkpoint": str(stage["checkpoint"])}
-    return {"preset": p.name, "stages": report}
+    return report
+
+
+def _one_folder(out, command: str) -> None:
+    from vasa_lite.errors import InputError
+
+    if out is not None:
+        raise InputError(f"{command} writes each stage's own checkpoint; set VASA_LITE_CHECKPOINTS=DIR to use "
+                         "another folder")
+
+
+def train_all(preset="cpu", seed: int = 0, device=None, steps: "int | None" = None, resume: bool = True, out=None,
+              progress: bool = True) -> dict:
+    """Run every stage in order (see the module doc); returns each stage's status and seconds. steps: override every
+    stage's step count (a quick trial)."""
+    from vasa_lite.config import get_preset
+
+    _one_folder(out, "train all")
+    p = get_preset(preset)
+    return {"preset": p.name, "stages": run_stages(stages(p), p, "train all", seed, device, steps, resume, progress)}
 
 
 def train_ablations(preset="cpu", seed: int = 0, device=None, steps: "int | None" = None, resume: bool = True,
                     out=None, progress: bool = True) -> dict:
-    """`vasa-lite train ablations`: the models of the two ablation rows of `eval all` (vasa_lite.table):
-    - a motion generator on generic log-mel features (motion_mel_<preset>.pt);
-    - a latent space trained without the transfer-consistency loss, by the same stages as the shipped one
-      (latent_notransfer_<preset>.pt), and a motion generator trained on its codes (motion_notransfer_<preset>.pt).
-    steps: override every stage's steps (a quick trial). Each stage resumes like train all."""
-    import dataclasses
-
-    from vasa_lite.checkpoints import checkpoint_path
+    """`vasa-lite train ablations`: the stages of ablation_stages, in order, skipped or resumed like train all's.
+    steps: override every stage's steps (a quick trial)."""
     from vasa_lite.config import get_preset
-    from vasa_lite.errors import InputError
-    from vasa_lite.latent.train import train_latent
-    from vasa_lite.motion.train import train_motion
 
-    if out is not None:
-        raise InputError("train ablations writes each model's own checkpoint; set VASA_LITE_CHECKPOINTS=DIR to use "
-                         "another folder")
+    _one_folder(out, "train ablations")
     p = get_preset(preset)
-    kw = dict(seed=seed, device=device, resume=resume, progress=progress)
-    report = {"motion_mel": train_motion(p, steps=steps, features="mel", **kw)}
-    latent = checkpoint_path("latent_notransfer", p.name)
-    no_transfer = {"transfer_weight": 0.0}
-    if p.latent.refiner_width:                        # as stages(): the whole model, then its refiner alone
-        base = checkpoint_path("latent_notransfer_base", p.name)
-        report["latent_notransfer_base"] = train_latent(p, steps=steps, out=base, overrides=no_transfer, **kw)
-        report["latent_notransfer"] = train_latent(
-            p, out=latent, init=base, freeze=LATENT_CORE, overrides=dict(REFINER_STAGE["overrides"]),
-            steps=steps or REFINER_STAGE["steps"].get(p.name, 2000), **kw)
-    else:
-        report["latent_notransfer"] = train_latent(p, steps=steps, out=latent, overrides=no_transfer, **kw)
-    report["motion_notransfer"] = train_motion(p, steps=steps, latent=latent,
-                                               out=checkpoint_path("motion_notransfer", p.name), **kw)
-    return {k: {"checkpoint": str(v.get("checkpoint")), "steps": v.get("steps"), "metrics": v.get("metrics")}
-            for k, v in report.items() if isinstance(v, dict)} | {"config": dataclasses.asdict(p.latent) | no_transfer}
+    report = run_stages(ablation_stages(p), p, "train ablations", seed, device, steps, resume, progress)
+    return {"preset": p.name, "stages": report, "latent_overrides": NO_TRANSFER}

@@ -107,11 +107,11 @@ def eval_all(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "
     from vasa_lite.audio import load_audio_encoder
     from vasa_lite.config import get_preset
     from vasa_lite.device import pick_device
-    from vasa_lite.instruments.banks import clip_bank
+    from vasa_lite.instruments.banks import bank_clip_frames, clip_bank
     from vasa_lite.instruments.fvd import fvd_features, load_fvd
     from vasa_lite.latent.model import load_latent
     from vasa_lite.metrics import FVD_HOP, evaluate
-    from vasa_lite.motion.animate import driving_motion, render_motion
+    from vasa_lite.motion.animate import render_generated
     from vasa_lite.motion.data import mel_features
     from vasa_lite.motion.generate import generate_motion
     from vasa_lite.motion.train import load_motion
@@ -141,33 +141,30 @@ def eval_all(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "
     mean_pose = model.motion_mean[:6].cpu()
 
     for split, i, clip in tqdm(work, desc="eval all", disable=not progress, unit="clip"):
-        off = np.asarray(banks[split]["offsets"])
-        real = torch.from_numpy(np.array(banks[split]["frames"][off[i]:off[i + 1]])).float() / 255
+        real = bank_clip_frames(banks[split], i)
         audio = clip["audio"]
         enc = encoder.encode_array(audio)
         src = latent.encode_source(real[:1].to(dev))
-        own = src["z_pose"][0].cpu()
 
         def gen(m, f=enc, **kw):
             return generate_motion(f, model=m, seed=seed, device=dev, **kw)
 
-        def show(motion, lat=latent, source=src, portrait_pose=own):
-            return render_motion(lat, source, driving_motion(motion, portrait_pose, mean_pose, "relative"))
+        def show(motion, m=model, lat=latent, source=src):    # as animate renders it, from the generator m's mean pose
+            return render_generated(lat, source, m, motion)[1]
 
         reg = gen(base)
         still = reg.clone()
         still[:, :6] = mean_pose                        # relative to the portrait: the portrait's own pose, held
-        videos = {REAL: real, STILL: show(still), REGRESSION: show(reg),
+        videos = {REAL: real, STILL: show(still), REGRESSION: show(reg, base),
                   NO_GUIDANCE: show(gen(model, guidance=NO_GUIDANCE_SCALES)), GUIDANCE: show(gen(model)),
                   DDIM10: show(gen(model, sampler="ddim", steps=10))}
         if MEL in ablations:
             m = ablations[MEL][1]
             norm = m.meta["extra"]["audio_norm"]
-            videos[MEL] = show(gen(m, f=torch.from_numpy(mel_features(audio, norm))))
+            videos[MEL] = show(gen(m, f=torch.from_numpy(mel_features(audio, norm))), m)
         if NO_TRANSFER in ablations:
             lat, m = ablations[NO_TRANSFER]
-            s2 = lat.encode_source(real[:1].to(dev))
-            videos[NO_TRANSFER] = show(gen(m), lat=lat, source=s2, portrait_pose=s2["z_pose"][0].cpu())
+            videos[NO_TRANSFER] = show(gen(m), m, lat, lat.encode_source(real[:1].to(dev)))
         for r, video in videos.items():
             e = evaluate(video, audio, reference=real[:1], preset=p, device=dev)
             for k in per[r]:
@@ -250,10 +247,10 @@ def sweep(preset="cpu", seed: int = 0, device=None, limit: int = 4, scales=(0.0,
     from vasa_lite.audio import load_audio_encoder
     from vasa_lite.config import get_preset
     from vasa_lite.device import pick_device
-    from vasa_lite.instruments.banks import clip_bank
+    from vasa_lite.instruments.banks import bank_clip_frames, clip_bank
     from vasa_lite.latent.model import load_latent
     from vasa_lite.metrics import evaluate
-    from vasa_lite.motion.animate import driving_motion, render_motion
+    from vasa_lite.motion.animate import render_generated
     from vasa_lite.motion.generate import generate_motion
     from vasa_lite.motion.train import load_motion
     from vasa_lite.training import load_split
@@ -262,18 +259,16 @@ def sweep(preset="cpu", seed: int = 0, device=None, limit: int = 4, scales=(0.0,
     dev = pick_device(device)
     latent, encoder, model = load_latent(p, device=dev), load_audio_encoder(p, device=dev), load_motion(p, None, dev)
     bank = clip_bank(p, split, progress=False)
-    off = np.asarray(bank["offsets"])
     keys = ("Sc", "Sd", "capp", "delta_p")
     settings = [("audio", lam, {"guidance": {"audio": lam, "gaze": 1.0}}) for lam in scales] + \
                [("steps", f"{smp} {n}", {"sampler": smp, "steps": n}) for smp, n in steps]
     acc = {(kind, x): {k: [] for k in keys} for kind, x, _ in settings}
     for i, clip in enumerate(load_split(p, split, limit=limit)):
-        real = torch.from_numpy(np.array(bank["frames"][off[i]:off[i + 1]])).float() / 255
-        src = latent.encode_source(real[:1].to(dev))
+        src = latent.encode_source(bank_clip_frames(bank, i)[:1].to(dev))
         feats = encoder.encode_array(clip["audio"])
         for kind, x, kw in settings:
             m = generate_motion(feats, model=model, seed=seed, device=dev, **kw)
-            video = render_motion(latent, src, driving_motion(m, src["z_pose"][0].cpu(), model.motion_mean[:6].cpu()))
+            video = render_generated(latent, src, model, m)[1]
             e = evaluate(video, clip["audio"], preset=p, device=dev)
             for k in keys:
                 if e[k] is not None:

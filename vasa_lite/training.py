@@ -361,8 +361,8 @@ def load_trained(component: str, preset, path, device, section: Callable, build:
                  training_only=()) -> torch.nn.Module:
     """A trained component of a preset in eval mode, cached per (file, its mtime, preset, device).
 
-    section(preset) -> the component's config dataclass (checked against the checkpoint's); build(preset) -> an
-    untrained model of that shape. frozen: no gradients (instruments). The checkpoint's metadata is kept as
+    section(preset) -> the component's config dataclass (checked against the checkpoint's); build(preset, meta) ->
+    an untrained model of that shape (meta: the checkpoint's metadata, for shapes it records). frozen: no gradients (instruments). The checkpoint's metadata is kept as
     `model.meta`. A file of another preset, component or architecture is refused with a CheckpointError."""
     from vasa_lite.checkpoints import checkpoint_path
     from vasa_lite.config import get_preset
@@ -375,7 +375,7 @@ def load_trained(component: str, preset, path, device, section: Callable, build:
     if key not in _LOADED:
         state, meta = load_checkpoint(path, component=component)
         check_component_checkpoint(meta, p, section(p), path, training_only)
-        model = build(p)
+        model = build(p, meta)
         model.load_state_dict(state)
         model.meta = meta
         model = model.to(dev).eval()

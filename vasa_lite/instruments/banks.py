@@ -139,6 +139,12 @@ def bank_batch(arr, idx) -> torch.Tensor:
     return torch.from_numpy(out).float().div_(255.0)
 
 
+def bank_clip_frames(bank: dict, i: int) -> torch.Tensor:
+    """Clip i of a clip bank's full frames (clip_bank with full=True) as float32 [T, 3, S, S] in [0, 1]."""
+    off = bank["offsets"]
+    return bank_batch(bank["frames"], np.arange(int(off[i]), int(off[i + 1])))
+
+
 def augment_frames(x: torch.Tensor, gen: torch.Generator, colour: bool = True) -> torch.Tensor:
     """Mild photometric noise so an instrument also reads imperfect (generated) frames: optional brightness and
     contrast jitter (off for identity, where colour is part of who someone is), a blur on a quarter of the

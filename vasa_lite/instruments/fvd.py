@@ -112,7 +112,7 @@ def load_fvd(preset="cpu", path=None, device=None) -> FVDNet:
     """The trained FVD-lite feature network of a preset, in eval mode with frozen weights, cached."""
     from vasa_lite.training import load_trained
 
-    return load_trained("fvd", preset, path, device, lambda p: p.instruments.fvd, lambda p: FVDNet(p.instruments.fvd))
+    return load_trained("fvd", preset, path, device, lambda p: p.instruments.fvd, lambda p, _: FVDNet(p.instruments.fvd))
 
 
 # ------------------------------------------------------------------------------------------- the metric

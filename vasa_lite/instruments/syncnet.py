@@ -126,7 +126,7 @@ def load_syncnet(preset="cpu", path=None, device=None) -> SyncNet:
     from vasa_lite.training import load_trained
 
     return load_trained("syncnet", preset, path, device, lambda p: p.instruments.sync,
-                        lambda p: SyncNet(p.instruments.sync))
+                        lambda p, _: SyncNet(p.instruments.sync))
 
 
 # ------------------------------------------------------------------------------------------------ scoring

@@ -137,12 +137,12 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
     from vasa_lite.config import get_preset
     from vasa_lite.device import pick_device
     from vasa_lite.instruments.attributes import estimate, load_attributes
-    from vasa_lite.instruments.banks import clip_bank
+    from vasa_lite.instruments.banks import bank_clip_frames, clip_bank
     from vasa_lite.instruments.fvd import fvd_features, frechet_distance, load_fvd
     from vasa_lite.latent.evaluate import codes_of
     from vasa_lite.latent.model import load_latent
     from vasa_lite.metrics import FVD_HOP, evaluate
-    from vasa_lite.motion.animate import POSE_MODES, driving_motion, render_motion
+    from vasa_lite.motion.animate import POSE_MODES, render_generated, render_motion
     from vasa_lite.motion.generate import check_controls, generate_motion
     from vasa_lite.motion.train import checkpoint_file, load_motion
     from vasa_lite.training import load_split
@@ -176,7 +176,6 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
         raise InputError(f"the '{p.name}' world has no test clips; build it: vasa-lite world build --preset {p.name}")
     off = np.asarray(bank["offsets"])
     jaw_col = FRAME_FACTOR_NAMES.index("jaw")
-    mean_pose = model.motion_mean[:6].cpu()
 
     def generate(feats, kw, seed_, **c):
         kw = dict(kw)
@@ -190,7 +189,7 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
     first_feats = None
     for ci, clip in enumerate(tqdm(clips, desc="eval motion", disable=not progress, unit="clip")):
         a, b = int(off[ci]), int(off[ci + 1])
-        real = torch.from_numpy(np.array(bank["frames"][a:b])).float() / 255
+        real = bank_clip_frames(bank, ci)
         audio = clip["audio"]
         feats = encoder.encode_array(audio)
         first_feats = feats if first_feats is None else first_feats
@@ -198,10 +197,9 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
         codes = codes_of(latent, real)
         videos = {REAL: real, RECON: render_motion(latent, source, torch.from_numpy(
             np.c_[codes["z_pose"], codes["z_dyn"]]))}          # the clip's own motion: its own absolute pose
-        own_pose = source["z_pose"][0].cpu()
 
-        def drive(m, source=source, own_pose=own_pose):       # generated motion -> frames, as animate renders it
-            return render_motion(latent, source, driving_motion(m, own_pose, mean_pose, pose))
+        def drive(m, source=source):       # generated motion -> frames, as animate renders it
+            return render_generated(latent, source, model, m, pose)[1]
 
         def latent_jaw(z_dyn):                               # the jaw the motion asks for, before rendering
             z = torch.as_tensor(np.asarray(z_dyn), dtype=torch.float32, device=dev)

@@ -224,12 +224,10 @@ def load_motion(preset="cpu", path=None, device=None, baseline=False) -> MotionT
         flag = " --baseline regression" if component == "regression" else ""
         raise CheckpointError(f"checkpoint not found: {path}; train it with `vasa-lite train motion --preset {p.name}"
                               f"{flag}` or check the path")
-    from vasa_lite.checkpoints import load_checkpoint
-
-    # a generator trained on other audio features (the mel ablation) has their width
-    audio_dim = (load_checkpoint(path, component=component)[1].get("extra") or {}).get("audio_dim")
+    # a generator trained on other audio features (the mel ablation) has their width, recorded in its metadata
     model = load_trained(component, p, path, device, lambda q: q.motion,
-                         lambda q: build_network(q, regression=component == "regression", audio_dim=audio_dim),
+                         lambda q, meta: build_network(q, regression=component == "regression",
+                                                       audio_dim=(meta.get("extra") or {}).get("audio_dim")),
                          frozen=True, training_only=TRAINING_ONLY)
     from vasa_lite.motion.data import encoder_identity
 
