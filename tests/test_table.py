@@ -52,3 +52,22 @@ def test_cli_eval_all_writes_the_table_with_intervals(tmp_path):
     assert rep["rows"]["real"]["fvd_lite"]["mean"] == 0.0          # the real clips against themselves
     assert set(rep["directions"]) >= {"guidance raises Sc over no guidance", "still head has ΔP near 0"}
     assert rep["markdown"].count("\n| ") == 8
+
+
+def test_the_no_transfer_generator_loads_against_its_own_latent_without_a_mismatch_warning():
+    import warnings
+
+    from vasa_lite.config import get_preset
+    from vasa_lite.table import NO_TRANSFER, _load_ablations
+
+    notes = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rows = _load_ablations(get_preset("smoke"), "cpu", notes)
+    assert NO_TRANSFER in rows, notes
+    # and the same generator against the preset's own latent is flagged
+    from vasa_lite.checkpoints import checkpoint_path
+    from vasa_lite.motion.train import load_motion
+
+    with pytest.warns(UserWarning, match="another latent"):
+        load_motion("smoke", path=checkpoint_path("motion_notransfer", "smoke"), device="cpu")

@@ -89,7 +89,7 @@ def _load_ablations(p, dev, notes: list) -> dict:
             else:
                 with torch.no_grad():
                     lat = load_latent(p, path=paths[0], device=dev)
-                out[row] = (lat, load_motion(p, path=paths[1], device=dev))
+                out[row] = (lat, load_motion(p, path=paths[1], device=dev, latent=paths[0]))
         except CheckpointError as exc:
             notes.append(f"row '{row}' left out: {exc}")
     return out

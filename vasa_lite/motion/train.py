@@ -207,12 +207,12 @@ def validation_loss(model: MotionTransformer, data: dict, schedule: "NoiseSchedu
     return out
 
 
-def load_motion(preset="cpu", path=None, device=None, baseline=False) -> MotionTransformer:
+def load_motion(preset="cpu", path=None, device=None, baseline=False, latent=None) -> MotionTransformer:
     """The trained motion generator of a preset (data/checkpoints/motion_<preset>.pt), or with baseline=True (or
     "regression") the regression baseline (regression_<preset>.pt); eval mode, frozen, cached.
 
-    Warns when the latent model the generator was trained on is not the preset's current one: its motion would
-    then be in another latent space."""
+    Warns when the latent model the generator was trained on is not the one it is used with (`latent`, default the
+    preset's): its motion would then be in another latent space."""
     from vasa_lite.checkpoints import checkpoint_path
     from vasa_lite.config import get_preset
     from vasa_lite.training import load_trained
@@ -232,7 +232,7 @@ def load_motion(preset="cpu", path=None, device=None, baseline=False) -> MotionT
     from vasa_lite.motion.data import encoder_identity
 
     trained_on = ((model.meta.get("extra") or {}).get("sources") or {}).get("latent")
-    now = encoder_identity(checkpoint_path("latent", p.name))
+    now = encoder_identity(Path(latent) if latent else checkpoint_path("latent", p.name))
     if trained_on and now != "missing" and trained_on != now:
         warnings.warn(f"{path} was trained on another latent model's motion encoders (latent {trained_on}, now {now}); its motion "
                       f"codes may not fit: retrain with `vasa-lite train motion --preset {p.name}`", stacklevel=2)
