@@ -12,7 +12,9 @@ import sys
 import pytest
 
 from vasa_lite.paths import CHECKPOINT_DIR
+from vasa_lite.config import get_preset
 from vasa_lite.pipeline import ablation_stages as stages_of_ablations
+from vasa_lite.pipeline import generator_steps
 from vasa_lite.pipeline import stages
 
 FIRST = ("audio", "attributes", "identity", "fvd", "syncnet", "capp")
@@ -58,7 +60,8 @@ def test_train_all_trains_what_is_missing_then_resumes(tmp_path):
     assert third["motion"]["status"] == "trained" and third["regression"]["status"] == "trained"
 
 
-ABLATIONS = ("motion_mel", "latent_notransfer_base", "latent_notransfer", "motion_notransfer")
+ABLATIONS = ("motion_mel", "latent_notransfer_base", "latent_notransfer", "motion_notransfer",
+             "latent_control_base", "latent_control", "motion_control")
 
 
 def test_ablation_stages_share_train_alls_latent_stages_without_the_transfer_loss():
@@ -73,6 +76,14 @@ def test_ablation_stages_share_train_alls_latent_stages_without_the_transfer_los
     assert {k: v for k, v in ref.items() if k not in ("init", "out")} == \
         {k: v for k, v in ref_main.items() if k not in ("init", "out")}
     assert abl["motion_notransfer"]["kwargs"]["latent"] == abl["latent_notransfer"]["checkpoint"]
+    # the control differs from the ablation only in the transfer weight
+    assert "overrides" not in abl["latent_control_base"]["kwargs"]
+    assert {k: v for k, v in abl["latent_control"]["kwargs"].items() if k not in ("init", "out")} == \
+        {k: v for k, v in ref.items() if k not in ("init", "out")}
+    assert abl["motion_control"]["kwargs"]["latent"] == abl["latent_control"]["checkpoint"]
+    # every generator trains as long as the shipped one
+    n = generator_steps(get_preset("smoke"))
+    assert n and all(abl[g]["kwargs"]["steps"] == n for g in ("motion_mel", "motion_notransfer", "motion_control"))
 
 
 @pytest.mark.skipif(not all((CHECKPOINT_DIR / f"{c}_smoke.pt").exists() for c in FIRST + ABLATIONS),
@@ -85,6 +96,7 @@ def test_train_ablations_skips_complete_stages_and_retrains_a_lost_one(tmp_path)
     assert all(done[c]["status"] == "already complete" for c in ABLATIONS), done
     (tmp_path / "motion_notransfer_smoke.pt").unlink()
     again = _train_all(tmp_path, component="ablations")
-    assert all(again[c]["status"] == "already complete" for c in ABLATIONS[:-1])
+    # only the lost stage trains: the control's stages did not learn from it
+    assert all(again[c]["status"] == "already complete" for c in ABLATIONS if c != "motion_notransfer"), again
     assert again["motion_notransfer"]["status"] == "trained"
     assert (tmp_path / "motion_notransfer_smoke.pt").exists()

@@ -27,7 +27,7 @@ def test_cli_eval_all_writes_the_table_with_intervals(tmp_path):
     from vasa_lite.checkpoints import checkpoint_path
 
     need = ["latent", "audio", "motion", "regression", "syncnet", "capp", "identity", "attributes", "fvd",
-            "motion_mel", "latent_notransfer", "motion_notransfer"]
+            "motion_mel", "latent_notransfer", "motion_notransfer", "latent_control", "motion_control"]
     missing = [c for c in need if not checkpoint_path(c, "smoke").exists()]
     if missing:
         pytest.skip(f"smoke checkpoints missing: {missing}")
@@ -38,8 +38,8 @@ def test_cli_eval_all_writes_the_table_with_intervals(tmp_path):
     rep = json.loads(out.read_text())
     assert json.loads(r.stdout)["rows"] == rep["rows"] and out.with_suffix(".md").exists()
     assert list(rep["rows"]) == ["real", "still head (lip sync only)", "regression", "diffusion, no guidance",
-                                 "diffusion, guidance", "diffusion, 10 steps (DDIM)", "mel features",
-                                 "no transfer consistency"]
+                                 "diffusion, audio guidance only", "diffusion, guidance", "diffusion, 10 steps (DDIM)",
+                                 "mel features", "transfer consistency (control)", "no transfer consistency"]
     assert rep["clips"] == 4 and not rep["notes"]                  # the smoke world's test and val clips, every row
     for name, row in rep["rows"].items():
         for k, _ in COLUMNS:
@@ -50,21 +50,22 @@ def test_cli_eval_all_writes_the_table_with_intervals(tmp_path):
     # a still head barely moves: its ΔP is a small part of the real clips'
     assert rep["rows"]["still head (lip sync only)"]["delta_p"]["mean"] < 0.25 * rep["rows"]["real"]["delta_p"]["mean"]
     assert rep["rows"]["real"]["fvd_lite"]["mean"] == 0.0          # the real clips against themselves
-    assert set(rep["directions"]) >= {"guidance raises Sc over no guidance", "still head has ΔP near 0"}
-    assert rep["markdown"].count("\n| ") == 8
+    assert set(rep["directions"]) >= {"guidance raises Sc over no guidance", "still head has ΔP near 0",
+                                      "audio guidance alone raises Sc over no guidance"}
+    assert rep["markdown"].count("\n| ") == 10
 
 
 def test_the_no_transfer_generator_loads_against_its_own_latent_without_a_mismatch_warning():
     import warnings
 
     from vasa_lite.config import get_preset
-    from vasa_lite.table import NO_TRANSFER, _load_ablations
+    from vasa_lite.table import CONTROL, NO_TRANSFER, _load_ablations
 
     notes = []
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         rows = _load_ablations(get_preset("smoke"), "cpu", notes)
-    assert NO_TRANSFER in rows, notes
+    assert NO_TRANSFER in rows and CONTROL in rows, notes
     # and the same generator against the preset's own latent is flagged
     from vasa_lite.checkpoints import checkpoint_path
     from vasa_lite.motion.train import load_motion

@@ -7,8 +7,8 @@ learn from motion codes the latent space's encoders compute).
 
 Each stage writes its checkpoint under data/checkpoints/ (or $VASA_LITE_CHECKPOINTS). A stage whose checkpoint is
 already complete (its recorded steps are the stage's) is skipped; an interrupted one resumes from its .resume.pt.
-So running the command again after a stop picks up where it left off. Once a stage trains, every later stage trains
-too: they learned from what it made before."""
+So running the command again after a stop picks up where it left off. Once a stage of train all trains, every later
+stage trains too: they learned from what it made before (the ablations name what each of theirs learns from)."""
 from __future__ import annotations
 
 import time
@@ -22,28 +22,31 @@ REFINER_STAGE = {"overrides": {"transfer_weight": 0.0, "cross_id_weight": 0.0, "
                  "steps": {"smoke": 20, "cpu": 1000, "gpu": 4000}}
 
 
-def _latent_stages(add, p, name: str, overrides: "dict | None" = None) -> None:
-    """The latent space's stages: the whole model, then (when the preset has one) its refiner alone on top."""
+def _latent_stages(add, p, name: str, overrides: "dict | None" = None, after=None) -> None:
+    """The latent space's stages: the whole model, then (when the preset has one) its refiner alone on top.
+    after: the stages the first one learns from (see _stage_list)."""
     from vasa_lite.checkpoints import checkpoint_path
 
     extra = {"overrides": dict(overrides)} if overrides else {}
     if not p.latent.refiner_width:
-        add(name, "vasa_lite.latent.train:train_latent", out=checkpoint_path(name, p.name), **extra)
+        add(name, "vasa_lite.latent.train:train_latent", out=checkpoint_path(name, p.name), after=after, **extra)
         return
     base = checkpoint_path(f"{name}_base", p.name)
-    add(f"{name}_base", "vasa_lite.latent.train:train_latent", out=base, **extra)
-    add(name, "vasa_lite.latent.train:train_latent", out=checkpoint_path(name, p.name), init=base,
+    add(f"{name}_base", "vasa_lite.latent.train:train_latent", out=base, after=after, **extra)
+    add(name, "vasa_lite.latent.train:train_latent", out=checkpoint_path(name, p.name), init=base, after=(f"{name}_base",),
         freeze=LATENT_CORE, overrides=dict(REFINER_STAGE["overrides"]), steps=REFINER_STAGE["steps"].get(p.name, 2000))
 
 
 def _stage_list(p):
-    """A list of stages and the `add(name, train, **kwargs)` that appends to it."""
+    """A list of stages and the `add(name, train, after=None, **kwargs)` that appends to it. after: the names of the
+    earlier stages this one learns from (None: all of them), so it retrains when one of them does."""
     from vasa_lite.checkpoints import checkpoint_path
 
     out = []
 
-    def add(name, spec, **kw):
-        out.append({"name": name, "train": spec, "kwargs": kw, "checkpoint": kw.get("out") or checkpoint_path(name, p.name)})
+    def add(name, spec, after=None, **kw):
+        out.append({"name": name, "train": spec, "kwargs": kw, "after": None if after is None else tuple(after),
+                    "checkpoint": kw.get("out") or checkpoint_path(name, p.name)})
     return out, add
 
 
@@ -67,20 +70,40 @@ def stages(preset) -> list[dict]:
 NO_TRANSFER = {"transfer_weight": 0.0}
 
 
+def generator_steps(p) -> "int | None":
+    """The training steps of the preset's shipped motion generator (None when there is none): an ablation's generator
+    trains as long, so that its row differs from the shipped row only in what it ablates."""
+    from vasa_lite.checkpoints import checkpoint_path, load_checkpoint
+    from vasa_lite.errors import CheckpointError
+
+    try:
+        return int(load_checkpoint(checkpoint_path("motion", p.name))[1]["steps"])
+    except (CheckpointError, KeyError, ValueError):
+        return None
+
+
 def ablation_stages(preset) -> list[dict]:
-    """The stages of `train ablations`: the models of the two ablation rows of `eval all` (vasa_lite.table):
+    """The stages of `train ablations`: the models of the ablation rows of `eval all` (vasa_lite.table):
     - a motion generator on generic log-mel features (motion_mel_<preset>);
     - a latent space trained without the transfer-consistency loss, by the same stages as train all's
-      (latent_notransfer_<preset>), and a motion generator trained on its codes (motion_notransfer_<preset>)."""
+      (latent_notransfer_<preset>), and a motion generator trained on its codes (motion_notransfer_<preset>);
+    - its control: the same stages with the loss on (latent_control_<preset>, motion_control_<preset>). The two
+      differ only in the transfer weight, whatever chain of stages made the shipped latent.
+    Each generator trains as many steps as the shipped one (generator_steps)."""
     from vasa_lite.checkpoints import checkpoint_path
     from vasa_lite.config import get_preset
 
     p = get_preset(preset)
     out, add = _stage_list(p)
-    add("motion_mel", "vasa_lite.motion.train:train_motion", features="mel", out=checkpoint_path("motion_mel", p.name))
-    _latent_stages(add, p, "latent_notransfer", NO_TRANSFER)
-    add("motion_notransfer", "vasa_lite.motion.train:train_motion", latent=checkpoint_path("latent_notransfer", p.name),
-        out=checkpoint_path("motion_notransfer", p.name))
+    n = generator_steps(p)
+    steps = {"steps": n} if n else {}
+    # each model learns from the shipped audio encoder and instruments, not from another ablation's model
+    add("motion_mel", "vasa_lite.motion.train:train_motion", features="mel", out=checkpoint_path("motion_mel", p.name),
+        after=(), **steps)
+    for name, overrides in (("notransfer", NO_TRANSFER), ("control", None)):
+        _latent_stages(add, p, f"latent_{name}", overrides, after=())
+        add(f"motion_{name}", "vasa_lite.motion.train:train_motion", after=(f"latent_{name}",),
+            latent=checkpoint_path(f"latent_{name}", p.name), out=checkpoint_path(f"motion_{name}", p.name), **steps)
     return out
 
 
@@ -105,10 +128,12 @@ def run_stages(todo: list[dict], p, label: str, seed: int = 0, device=None, step
     """Train stages in order, skipping complete ones (see the module doc); each stage's status and seconds."""
     from vasa_lite.cli import _resolve
 
-    report, retrain = {}, False
-    for stage in todo:
+    report, trained = {}, set()
+    for i, stage in enumerate(todo):
         name = stage["name"]
-        if resume and not retrain and stage_done(stage, steps):
+        after = stage.get("after")
+        learns_from = {s["name"] for s in todo[:i]} if after is None else set(after)
+        if resume and not (trained & learns_from) and stage_done(stage, steps):
             report[name] = {"status": "already complete", "checkpoint": str(stage["checkpoint"])}
             continue
         kw = dict(stage["kwargs"])
@@ -118,7 +143,7 @@ def run_stages(todo: list[dict], p, label: str, seed: int = 0, device=None, step
             print(f"== {label}: {name} ({p.name})", flush=True)
         t = time.perf_counter()
         _resolve(stage["train"])(preset=p, seed=seed, device=device, resume=resume, progress=progress, **kw)
-        retrain = True
+        trained.add(name)
         report[name] = {"status": "trained", "seconds": round(time.perf_counter() - t, 1),
                         "checkpoint": str(stage["checkpoint"])}
     return report
@@ -152,4 +177,4 @@ def train_ablations(preset="cpu", seed: int = 0, device=None, steps: "int | None
     _one_folder(out, "train ablations")
     p = get_preset(preset)
     report = run_stages(ablation_stages(p), p, "train ablations", seed, device, steps, resume, progress)
-    return {"preset": p.name, "stages": report, "latent_overrides": NO_TRANSFER}
+    return {"preset": p.name, "stages": report, "no_transfer_overrides": NO_TRANSFER}

@@ -8,11 +8,14 @@ and every video is measured by the same instruments (metrics.evaluate):
   pose, the course's stand-in for the older audio-to-lips methods;
 - **regression**: the same network trained to predict motion directly (chapter 04);
 - **diffusion, no guidance** and **diffusion, guidance** (audio 0.5, gaze 1.0): 50 DDPM steps;
+- **diffusion, audio guidance only** (audio 0.5, gaze 0): which of the two guided conditions moves Sc;
 - **diffusion, 10 steps (DDIM)**, with guidance;
 - **mel features**: a generator trained on generic log-mel features instead of the pretrained audio encoder
   (`vasa-lite train motion --features mel`);
 - **no transfer consistency**: a latent space trained without VASA's pairwise transfer loss, with a generator trained
-  on its codes (`vasa-lite train ablations`).
+  on its codes (`vasa-lite train ablations`);
+- **transfer consistency (control)**: the same stages with the loss on (`vasa-lite train ablations` too). The shipped
+  latent may come from another chain of stages, so this row, not the shipped one, is what the ablation compares with.
 A row whose checkpoints are missing is left out with a note saying how to train it.
 
 Columns: Sc, Sd, CAPP, ΔP, FVD-lite and identity similarity, each a mean over clips with a 95% bootstrap confidence
@@ -34,11 +37,13 @@ from vasa_lite.errors import CheckpointError, InputError
 
 REAL, STILL, REGRESSION = "real", "still head (lip sync only)", "regression"
 NO_GUIDANCE, GUIDANCE, DDIM10 = "diffusion, no guidance", "diffusion, guidance", "diffusion, 10 steps (DDIM)"
-MEL, NO_TRANSFER = "mel features", "no transfer consistency"
+AUDIO_ONLY = "diffusion, audio guidance only"
+MEL, NO_TRANSFER, CONTROL = "mel features", "no transfer consistency", "transfer consistency (control)"
 COLUMNS = (("Sc", "Sc ↑"), ("Sd", "Sd ↓"), ("capp", "CAPP ↑"), ("delta_p", "ΔP"), ("fvd_lite", "FVD-lite ↓"),
            ("identity", "identity ↑"))
 NO_GUIDANCE_SCALES = {"audio": 0.0, "gaze": 0.0, "distance": 0.0, "emotion": 0.0}
-ABLATION_CHECKPOINTS = {MEL: ("motion_mel",), NO_TRANSFER: ("latent_notransfer", "motion_notransfer")}
+ABLATION_CHECKPOINTS = {MEL: ("motion_mel",), CONTROL: ("latent_control", "motion_control"),
+                        NO_TRANSFER: ("latent_notransfer", "motion_notransfer")}
 
 
 def bootstrap(values, idx: np.ndarray) -> "dict | None":
@@ -135,7 +140,7 @@ def eval_all(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "
         raise InputError(f"eval all needs at least 2 held-out clips, got {len(work)}; build the world: "
                          f"vasa-lite world build --preset {p.name}")
     banks = {s: clip_bank(p, s, progress=progress) for s in {w[0] for w in work}}
-    rows = [REAL, STILL, REGRESSION, NO_GUIDANCE, GUIDANCE, DDIM10] + list(ablations)
+    rows = [REAL, STILL, REGRESSION, NO_GUIDANCE, AUDIO_ONLY, GUIDANCE, DDIM10] + list(ablations)
     per = {r: {k: [] for k, _ in COLUMNS if k != "fvd_lite"} for r in rows}
     feats = {r: [] for r in rows}
     mean_pose = model.motion_mean[:6].cpu()
@@ -156,15 +161,18 @@ def eval_all(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "
         still = reg.clone()
         still[:, :6] = mean_pose                        # relative to the portrait: the portrait's own pose, held
         videos = {REAL: real, STILL: show(still), REGRESSION: show(reg, base),
-                  NO_GUIDANCE: show(gen(model, guidance=NO_GUIDANCE_SCALES)), GUIDANCE: show(gen(model)),
+                  NO_GUIDANCE: show(gen(model, guidance=NO_GUIDANCE_SCALES)),
+                  AUDIO_ONLY: show(gen(model, guidance={**NO_GUIDANCE_SCALES, "audio": model.cfg.guidance_audio})),
+                  GUIDANCE: show(gen(model)),
                   DDIM10: show(gen(model, sampler="ddim", steps=10))}
         if MEL in ablations:
             m = ablations[MEL][1]
             norm = m.meta["extra"]["audio_norm"]
             videos[MEL] = show(gen(m, f=torch.from_numpy(mel_features(audio, norm))), m)
-        if NO_TRANSFER in ablations:
-            lat, m = ablations[NO_TRANSFER]
-            videos[NO_TRANSFER] = show(gen(m), m, lat, lat.encode_source(real[:1].to(dev)))
+        for row in (CONTROL, NO_TRANSFER):
+            if row in ablations:
+                lat, m = ablations[row]
+                videos[row] = show(gen(m), m, lat, lat.encode_source(real[:1].to(dev)))
         for r, video in videos.items():
             e = evaluate(video, audio, reference=real[:1], preset=p, device=dev)
             for k in per[r]:
@@ -197,6 +205,7 @@ def eval_all(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "
 
     directions = {
         "guidance raises Sc over no guidance": {"difference": diff(GUIDANCE, NO_GUIDANCE, "Sc")},
+        "audio guidance alone raises Sc over no guidance": {"difference": diff(AUDIO_ONLY, NO_GUIDANCE, "Sc")},
         "diffusion has more head motion (ΔP) than regression": {"difference": diff(GUIDANCE, REGRESSION, "delta_p")},
         "still head has ΔP near 0": {"value": table[STILL]["delta_p"]},
     }
@@ -208,6 +217,8 @@ def eval_all(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "
             d["holds"] = bool(v["hi"] < 0.25 * table[REAL]["delta_p"]["mean"])
         else:
             d["holds"] = bool(v["lo"] > 0)                   # the whole interval above 0
+    if CONTROL in ablations and NO_TRANSFER in ablations:
+        directions["transfer consistency keeps head pose out of z_dyn"] = _pose_leak(p, ablations, seed, progress)
     fg, fr = table[GUIDANCE]["fvd_lite"], table[REGRESSION]["fvd_lite"]
     directions["diffusion has lower FVD-lite than regression"] = {
         "guidance": fg, "regression": fr, "holds": None if not (fg and fr) else bool(fg["hi"] < fr["lo"])}
@@ -223,6 +234,23 @@ def eval_all(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "
     return report
 
 
+def _pose_leak(p, ablations: dict, seed: int, progress: bool) -> dict:
+    """What the transfer loss is for: how much of the true head angles a held-out linear probe reads from z_dyn
+    (R², lower is better disentangled), for the control's latent and the no-transfer one (latent.evaluate.probes)."""
+    from vasa_lite.latent.evaluate import probes
+    from vasa_lite.latent.train import latent_bank
+
+    train, test = latent_bank(p, "train", progress=progress), latent_bank(p, "test", progress=progress)
+    out = {}
+    for row, key in ((CONTROL, "control"), (NO_TRANSFER, "no transfer")):
+        r = probes(ablations[row][0], train, test, seed=seed)
+        out[key] = {"head_angles_r2_from_z_dyn": r["z_dyn"]["head_angles"],
+                    "head_angles_r2_from_z_pose": r["z_pose"]["head_angles"],
+                    "identity_accuracy_from_motion_codes": r["identity_accuracy"]["from_motion_codes"]}
+    out["holds"] = bool(out["control"]["head_angles_r2_from_z_dyn"] < out["no transfer"]["head_angles_r2_from_z_dyn"])
+    return out
+
+
 def markdown_table(report: dict) -> str:
     """The table: a row per method, each cell 'mean [95% interval]'."""
     lines = ["| method | " + " | ".join(h for _, h in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
@@ -235,6 +263,12 @@ def markdown_table(report: dict) -> str:
     lines.append("")
     lines.append(f"{report['clips']} held-out clips ({', '.join(report['splits'])}), 95% bootstrap intervals over "
                  f"{report['resamples']} resamples ({report['fvd_resamples']} for FVD-lite).")
+    leak = report.get("directions", {}).get("transfer consistency keeps head pose out of z_dyn")
+    if leak:
+        c, n = leak["control"], leak["no transfer"]
+        lines.append(f"Head angles read from z_dyn by a held-out linear probe (R², lower is better disentangled): "
+                     f"{c['head_angles_r2_from_z_dyn']:.3g} with transfer consistency (control), "
+                     f"{n['head_angles_r2_from_z_dyn']:.3g} without.")
     return "\n".join(lines)
 
 
