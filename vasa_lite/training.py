@@ -362,8 +362,9 @@ def load_trained(component: str, preset, path, device, section: Callable, build:
     """A trained component of a preset in eval mode, cached per (file, its mtime, preset, device).
 
     section(preset) -> the component's config dataclass (checked against the checkpoint's); build(preset, meta) ->
-    an untrained model of that shape (meta: the checkpoint's metadata, for shapes it records). frozen: no gradients (instruments). The checkpoint's metadata is kept as
-    `model.meta`. A file of another preset, component or architecture is refused with a CheckpointError."""
+    an untrained model of that shape (meta: the checkpoint's metadata, for shapes it records). frozen: no gradients
+    (instruments). The checkpoint's metadata is kept as `model.meta`. A file of another preset, component or
+    architecture is refused with a CheckpointError."""
     from vasa_lite.checkpoints import checkpoint_path
     from vasa_lite.config import get_preset
     from vasa_lite.device import pick_device

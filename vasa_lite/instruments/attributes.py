@@ -297,7 +297,8 @@ def load_attributes(preset="cpu", path=None, device=None) -> AttributeNet:
     """The trained estimator of a preset (data/checkpoints/attributes_<preset>.pt by default), eval mode, cached."""
     from vasa_lite.training import load_trained
 
-    return load_trained("attributes", preset, path, device, lambda p: p.instruments.attributes, lambda p, _: AttributeNet(p.instruments.attributes), frozen=False)
+    return load_trained("attributes", preset, path, device, lambda p: p.instruments.attributes,
+                        lambda p, _: AttributeNet(p.instruments.attributes), frozen=False)
 
 
 # ------------------------------------------------------------------------------------------- public API

@@ -99,7 +99,8 @@ def load_identity(preset="cpu", path=None, device=None) -> IdentityNet:
     """The trained identity network of a preset, in eval mode with frozen weights (an instrument), cached."""
     from vasa_lite.training import load_trained
 
-    return load_trained("identity", preset, path, device, lambda p: p.instruments.identity, lambda p, _: IdentityNet(p.instruments.identity))
+    return load_trained("identity", preset, path, device, lambda p: p.instruments.identity,
+                        lambda p, _: IdentityNet(p.instruments.identity))
 
 
 @torch.no_grad()

@@ -206,7 +206,8 @@ def load_latent(preset="cpu", path=None, device=None) -> FaceLatentModel:
     from vasa_lite.training import load_trained
 
     model = load_trained("latent", preset, path, device, lambda p: p.latent,
-                         lambda p, _: FaceLatentModel(p.latent, p.world.size), frozen=False, training_only=TRAINING_ONLY)
+                         lambda p, _: FaceLatentModel(p.latent, p.world.size), frozen=False,
+                         training_only=TRAINING_ONLY)
     model.controls = (model.meta.get("extra") or {}).get("controls")   # slider directions, see latent.controls
     return model
 
