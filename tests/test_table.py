@@ -33,14 +33,17 @@ def test_cli_eval_all_writes_the_table_with_intervals(tmp_path):
         pytest.skip(f"smoke checkpoints missing: {missing}")
     out = tmp_path / "table.json"
     r = subprocess.run([sys.executable, "-W", "ignore", "-m", "vasa_lite", "eval", "all", "--preset", "smoke",
-                        "--out", str(out), "--threads", "1"], capture_output=True, text=True, timeout=600)
+                        "--out", str(out), "--threads", "1", "--test-clips", "4"], capture_output=True, text=True,
+                       timeout=600)
     assert r.returncode == 0, r.stderr
     rep = json.loads(out.read_text())
     assert json.loads(r.stdout)["rows"] == rep["rows"] and out.with_suffix(".md").exists()
     assert list(rep["rows"]) == ["real", "still head (lip sync only)", "regression", "diffusion, no guidance",
                                  "diffusion, audio guidance only", "diffusion, guidance", "diffusion, 10 steps (DDIM)",
                                  "mel features", "transfer consistency (control)", "no transfer consistency"]
-    assert rep["clips"] == 4 and not rep["notes"]                  # the smoke world's test and val clips, every row
+    # 4 test clips, every row: the smoke test split (2 actors, a clip each) grown by the next 2 held-out test actors
+    assert rep["clips"] == 4 and rep["splits"] == ["test"] and rep["test_actors"] == 4 and not rep["notes"]
+    assert rep["clip_ids"] == [f"test/{i}" for i in range(4)] and "4 test actors" in rep["markdown"]
     for name, row in rep["rows"].items():
         for k, _ in COLUMNS:
             v = row[k]
@@ -51,7 +54,8 @@ def test_cli_eval_all_writes_the_table_with_intervals(tmp_path):
     assert rep["rows"]["still head (lip sync only)"]["delta_p"]["mean"] < 0.25 * rep["rows"]["real"]["delta_p"]["mean"]
     assert rep["rows"]["real"]["fvd_lite"]["mean"] == 0.0          # the real clips against themselves
     assert set(rep["directions"]) >= {"guidance raises Sc over no guidance", "still head has ΔP near 0",
-                                      "audio guidance alone raises Sc over no guidance"}
+                                      "audio guidance alone raises Sc over no guidance",
+                                      "transfer consistency raises Sc over its ablation"}
     assert rep["markdown"].count("\n| ") == 10
 
 
@@ -72,3 +76,22 @@ def test_the_no_transfer_generator_loads_against_its_own_latent_without_a_mismat
 
     with pytest.warns(UserWarning, match="another latent"):
         load_motion("smoke", path=checkpoint_path("motion_notransfer", "smoke"), device="cpu")
+
+
+
+def test_a_held_out_split_grows_by_the_next_actors_and_keeps_its_own_clips():
+    from vasa_lite.errors import InputError
+    from vasa_lite.training import load_split
+    from vasa_lite.world.actor import SPLITS
+
+    own, grown = load_split("smoke", "test"), load_split("smoke", "test", actors=4)
+    assert len(own) == 2 and len(grown) == 4                       # smoke: one clip per actor
+    for a, b in zip(own, grown):                                   # the preset's clips first, unchanged
+        assert a["meta"] == b["meta"] and np.array_equal(a["audio"], b["audio"])
+    lo, hi = SPLITS["test"]
+    seeds = [c["meta"]["actor_seed"] for c in grown]
+    assert seeds == list(range(lo, lo + 4))                        # the next seeds of the test range: held out
+    again = load_split("smoke", "test", actors=4)[2:]              # made in memory, the same every time
+    assert all(np.array_equal(a["tracks"], b["tracks"]) for a, b in zip(grown[2:], again))
+    with pytest.raises(InputError, match="actors"):
+        load_split("smoke", "test", actors=0)

@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split")
     p.add_argument("--out", default=None, help="all: where to write the JSON (and the .md table beside it; default "
                                                "figures/eval_all_<preset>.json)")
+    p.add_argument("--test-clips", type=int, default=None,
+                   help="all: measure on this many test clips only (no val clips); a test split with fewer clips "
+                        "grows by further held-out test actors")
 
     p = _common(sub.add_parser("inspect", help="check an image, audio or video file the course can use; prints JSON"))
     p.add_argument("path", help="a portrait image, an audio file or a video")
@@ -345,8 +348,9 @@ def _cmd_eval(args) -> int:
         from vasa_lite.paths import FIGURES_DIR
 
         kwargs["out_json"] = args.out or FIGURES_DIR / f"eval_all_{get_preset(args.preset).name}.json"
-    elif args.out:
-        raise InputError("--out works with: eval all")
+        kwargs["test_clips"] = args.test_clips
+    elif args.out or args.test_clips is not None:
+        raise InputError("--out and --test-clips work with: eval all")
     print(json.dumps(evaluate(preset=args.preset, seed=args.seed, device=args.device, checkpoint=args.checkpoint,
                               limit=args.limit, **kwargs), indent=2))
     return 0

@@ -392,12 +392,14 @@ _TRAINING_ONLY = {"steps", "batch_size", "lr", "dropout", "chunk_frames"}
 
 
 def load_split(preset="cpu", split: str = "train", limit: "int | None" = None, root=None, min_frames: int = 0,
-               seed: int = 0) -> list[dict]:
+               seed: int = 0, actors: "int | None" = None) -> list[dict]:
     """Raw clips of one world split: {"audio" float32 16 kHz, "tracks" [T, F], "visemes" [T], "meta"} each.
 
     Read from the built cache (`vasa-lite world build`) when it exists; otherwise made in memory with the same
     seeds, which gives the same clips (the world is deterministic). limit: the first `limit` clips (after the
-    min_frames filter), in index order.
+    min_frames filter), in index order. actors: the split's first `actors` actors instead of the preset's count;
+    a held-out split can grow this way (its next seeds are used by nothing else), and clips the cache lacks are
+    made in memory.
     """
     from vasa_lite.config import get_preset
     from vasa_lite.world.dataset import SPLITS, clip_seed, default_root, load_clip, make_clip
@@ -407,6 +409,10 @@ def load_split(preset="cpu", split: str = "train", limit: "int | None" = None, r
         raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     root = Path(root) if root else default_root(p)
     index_path = root / f"{split}.json"
+    cfg = p.world
+    n_actors = {"train": cfg.n_train_actors, "val": cfg.n_val_actors, "test": cfg.n_test_actors}[split]
+    if actors is not None and (isinstance(actors, bool) or not isinstance(actors, (int, np.integer)) or actors < 1):
+        raise InputError(f"actors must be a positive whole number, got {actors!r}")
     out = []
 
     def keep(clip):
@@ -415,18 +421,17 @@ def load_split(preset="cpu", split: str = "train", limit: "int | None" = None, r
             out.append(clip)
         return limit is not None and len(out) >= limit
 
-    if index_path.exists():
+    if index_path.exists() and actors in (None, n_actors):
         for meta in json.loads(index_path.read_text())["clips"]:
             if keep(load_clip(root / split / meta["file"])):
                 break
         return out
     from vasa_lite.world.actor import actor_seeds
 
-    cfg = p.world
-    n_actors = {"train": cfg.n_train_actors, "val": cfg.n_val_actors, "test": cfg.n_test_actors}[split]
-    for a in actor_seeds(split, n_actors):
+    for a in actor_seeds(split, n_actors if actors is None else int(actors)):
         for k in range(cfg.clips_per_actor):
-            if keep(make_clip(a, clip_seed(seed, a, k), cfg)):
+            cached = root / split / f"{a:06d}_{k}.npz"       # the name build_world gives it
+            if keep(load_clip(cached) if seed == 0 and cached.exists() else make_clip(a, clip_seed(seed, a, k), cfg)):
                 return out
     return out
 

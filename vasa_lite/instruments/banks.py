@@ -296,13 +296,14 @@ def pose_bank(preset="cpu", split: str = "train", per_actor: "int | None" = None
 
 
 def clip_bank(preset="cpu", split: str = "train", full: "bool | None" = None, limit: "int | None" = None, root=None,
-              world_root=None, progress: bool = True, rebuild: bool = False) -> dict:
+              world_root=None, progress: bool = True, rebuild: bool = False, actors: "int | None" = None) -> dict:
     """Every clip of a split rendered once: per-frame mouth crops, small frames and (full=True) full frames.
 
     Returns {"offsets": [C + 1] first frame of each clip, "mouth": uint8 [F, h, w] ground-truth-tracked crops at
     MARGIN x SyncNet's crop, "small": uint8 [F, 3, s, s] at FVD-lite's size, "frames" (full only), "tracks"
     [F, 16], "track" [F, 4], "emotion" [C], "actor" [C], "meta"}. Audio stays in the world cache (load_split).
-    full defaults to True for val/test splits (evaluation needs real pixels) and False for train.
+    full defaults to True for val/test splits (evaluation needs real pixels) and False for train. actors: the split's
+    first `actors` actors instead of the preset's count (training.load_split), cached apart.
     """
     from tqdm.auto import tqdm
 
@@ -313,13 +314,13 @@ def clip_bank(preset="cpu", split: str = "train", full: "bool | None" = None, li
     p = get_preset(preset)
     cfg = p.instruments
     full = (split != "train") if full is None else bool(full)
-    tag = f"clips_{split}" + (f"_{limit}" if limit else "")
+    tag = f"clips_{split}" + (f"_a{actors}" if actors else "") + (f"_{limit}" if limit else "")
     path = cache_dir(p, root) / f"{tag}.npz"
     if path.exists() and not rebuild:
         bank = _load(path)
         if not full or "frames" in bank:
             return bank
-    clips = load_split(p, split, limit=limit, root=world_root)
+    clips = load_split(p, split, limit=limit, root=world_root, actors=actors)
     if not clips:
         raise InputError(f"the '{p.name}' world has no {split} clips; build it: vasa-lite world build --preset {p.name}")
     size = p.world.size
