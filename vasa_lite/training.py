@@ -359,7 +359,7 @@ _LOADED: dict = {}
 
 def load_trained(component: str, preset, path, device, section: Callable, build: Callable, *, frozen: bool = True,
                  training_only=()) -> torch.nn.Module:
-    """A trained component of a preset in eval mode, cached per (file, its mtime, preset, device).
+    """A trained component of a preset in eval mode, cached per (file, its mtime, preset, device, config).
 
     section(preset) -> the component's config dataclass (checked against the checkpoint's); build(preset, meta) ->
     an untrained model of that shape (meta: the checkpoint's metadata, for shapes it records). frozen: no gradients
@@ -372,10 +372,11 @@ def load_trained(component: str, preset, path, device, section: Callable, build:
     p = get_preset(preset)
     path = Path(path) if path else checkpoint_path(component, p.name)
     dev = pick_device(device)
-    key = (component, str(path.resolve()), path.stat().st_mtime if path.exists() else None, p.name, str(dev))
+    cfg = section(p)
+    key = (component, str(path.resolve()), path.stat().st_mtime if path.exists() else None, p.name, str(dev), repr(cfg))
     if key not in _LOADED:
         state, meta = load_checkpoint(path, component=component)
-        check_component_checkpoint(meta, p, section(p), path, training_only)
+        check_component_checkpoint(meta, p, cfg, path, training_only)
         model = build(p, meta)
         model.load_state_dict(state)
         model.meta = meta

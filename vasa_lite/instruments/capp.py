@@ -298,22 +298,17 @@ def checkpoint_file(preset="cpu") -> Path:
 
 
 def load_capp(preset="cpu", path=None, device=None, config=None) -> CAPP:
-    """The trained CAPP of a preset (data/checkpoints/capp_<preset>.pt by default), in eval mode.
+    """The trained CAPP of a preset (data/checkpoints/capp_<preset>.pt by default), in eval mode with frozen weights,
+    cached (every metrics.evaluate call scores CAPP).
 
     config: the CappConfig it was trained with, when not the preset's (see train_capp)."""
-    from vasa_lite.checkpoints import load_checkpoint
-    from vasa_lite.config import get_preset
-    from vasa_lite.device import pick_device
-    from vasa_lite.training import check_component_checkpoint
+    from vasa_lite.training import load_trained
 
-    p = get_preset(preset)
-    path = Path(path) if path else checkpoint_file(p)
-    cfg = config or p.capp
-    state, meta = load_checkpoint(path, component="capp")
-    check_component_checkpoint(meta, p, cfg, path, training_only=("shift_negatives", "max_shift"))
-    model = CAPP(cfg)
-    model.load_state_dict(state)
-    return model.to(pick_device(device)).eval()
+    def section(p):
+        return config or p.capp
+
+    return load_trained("capp", preset, path, device, section, lambda p, _: CAPP(section(p)),
+                        training_only=("shift_negatives", "max_shift"))
 
 
 # ------------------------------------------------------------------------------------------------ training
