@@ -349,3 +349,28 @@ def test_freezing_parts_keeps_their_weights(tmp_path, one_thread):
     assert b.meta["extra"]["frozen"] == ["dynamics", "pose"]
     with pytest.raises(InputError, match="cannot freeze"):
         train_latent("smoke", steps=1, out=tmp_path / "bad.pt", progress=False, init=base, freeze=("nose",))
+
+
+def test_a_decoder_blind_to_z_dyn_sends_it_only_the_read_out_gradient():
+    """dyn_in_decoder=False: reconstruction and transfer cannot reach the dynamics encoder, so head pose has to go
+    through z_pose; the expression read-out still trains it."""
+    import dataclasses
+
+    from vasa_lite.latent.train import latent_step
+
+    torch.manual_seed(0)
+    p = get_preset("smoke")
+    model = FaceLatentModel(p.latent, p.world.size)
+    x_i, x_j = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    expression = torch.rand(4, model.expression_head.out_features)   # the world's factors of i then j
+
+    def dyn_grad(**changes):
+        cfg = dataclasses.replace(p.latent, cross_id_weight=0.0, pose_supervision=False, **changes)
+        model.zero_grad(set_to_none=True)
+        latent_step(model, x_i, x_j, cfg=cfg, expression=expression)["loss"].backward()
+        grads = [q.grad for q in model.dynamics.parameters()]
+        return sum(float(g.abs().sum()) for g in grads if g is not None)
+
+    assert dyn_grad(dyn_supervision=False) > 0                       # the decoder uses z_dyn
+    assert dyn_grad(dyn_supervision=False, dyn_in_decoder=False) == 0
+    assert dyn_grad(dyn_in_decoder=False) > 0                        # the read-out alone

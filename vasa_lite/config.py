@@ -141,6 +141,8 @@ class LatentConfig:
     dyn_supervision: bool = True   # weak supervision of z_dyn: a linear read-out must give the world's expression
     dyn_weight: float = 0.5        # its weight (squared error on each expression factor as a fraction of its range)
     dyn_warmup: int = 3000         # steps in which the dynamics encoder first learns the read-out alone (cheap)
+    dyn_in_decoder: bool = True    # False: the decoder gets z_dyn = 0 (the read-out still trains), so pose must go
+                                   # through z_pose; a first stage with it off keeps head pose out of z_dyn
     region_weight: float = 4.0     # extra L1 weight inside the mouth and eye boxes (world landmarks), 0: off
     ssim_weight: float = 0.5       # structural term beside L1
     per_actor: int = 32            # frames rendered per train actor for the latent bank

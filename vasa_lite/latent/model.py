@@ -214,4 +214,5 @@ def load_latent(preset="cpu", path=None, device=None) -> FaceLatentModel:
 
 # Settings that change training, not the weights' shapes: a checkpoint stays loadable when they change.
 TRAINING_ONLY = ("pose_supervision", "transfer_weight", "cross_id_weight", "pose_weight", "ssim_weight",
-                 "per_actor", "pose_range", "self_pairs", "dyn_supervision", "dyn_weight", "region_weight", "dyn_warmup")
+                 "per_actor", "pose_range", "self_pairs", "dyn_supervision", "dyn_weight", "region_weight", "dyn_warmup",
+                 "dyn_in_decoder")

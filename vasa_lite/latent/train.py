@@ -141,7 +141,9 @@ def latent_step(model: FaceLatentModel, x_i, x_j, x_k=None, angles=None, id_net=
     pose = model.pose(x)
     dyn = model.dynamics_of(x, pose)
     zid = model.identity(x)
-    (p_i, p_j), (d_i, d_j), (id_i, id_j) = pose.split(b), dyn.split(b), zid.split(b)
+    # without dyn_in_decoder the decoder sees z_dyn = 0; the read-out below still sees the real codes
+    shown = dyn if cfg.dyn_in_decoder else torch.zeros_like(dyn)
+    (p_i, p_j), (d_i, d_j), (id_i, id_j) = pose.split(b), shown.split(b), zid.split(b)
     src_i = model.encode_source(x_i, p_i, d_i, id_i)
     out = {}
     rec = model.decode(src_i, p_j, d_j)
@@ -155,7 +157,7 @@ def latent_step(model: FaceLatentModel, x_i, x_j, x_k=None, angles=None, id_net=
         total = total + cfg.transfer_weight * out["transfer"]
     if cfg.cross_id_weight > 0 and id_net is not None and x_k is not None:
         p_k = model.pose(x_k)
-        d_k = model.dynamics_of(x_k, p_k)
+        d_k = model.dynamics_of(x_k, p_k) * float(cfg.dyn_in_decoder)
         out["cross_id"] = L.cross_identity(id_net, model.decode(src_i, p_k, d_k), x_i)
         total = total + cfg.cross_id_weight * out["cross_id"]
     if cfg.pose_supervision and cfg.pose_weight > 0 and angles is not None:
