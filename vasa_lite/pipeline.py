@@ -34,7 +34,8 @@ def _latent_stages(add, p, name: str, overrides: "dict | None" = None, after=Non
     base = checkpoint_path(f"{name}_base", p.name)
     add(f"{name}_base", "vasa_lite.latent.train:train_latent", out=base, after=after, **extra)
     add(name, "vasa_lite.latent.train:train_latent", out=checkpoint_path(name, p.name), init=base,
-        after=(f"{name}_base",), freeze=LATENT_CORE, overrides=dict(REFINER_STAGE["overrides"]), steps=REFINER_STAGE["steps"].get(p.name, 2000))
+        after=(f"{name}_base",), freeze=LATENT_CORE, overrides=dict(REFINER_STAGE["overrides"]),
+        steps=REFINER_STAGE["steps"].get(p.name, 2000))
 
 
 def _stage_list(p):

@@ -157,7 +157,7 @@ def latent_step(model: FaceLatentModel, x_i, x_j, x_k=None, angles=None, id_net=
         total = total + cfg.transfer_weight * out["transfer"]
     if cfg.cross_id_weight > 0 and id_net is not None and x_k is not None:
         p_k = model.pose(x_k)
-        d_k = model.dynamics_of(x_k, p_k) * float(cfg.dyn_in_decoder)
+        d_k = model.dynamics_of(x_k, p_k) if cfg.dyn_in_decoder else dyn.new_zeros(len(x_k), dyn.shape[1])
         out["cross_id"] = L.cross_identity(id_net, model.decode(src_i, p_k, d_k), x_i)
         total = total + cfg.cross_id_weight * out["cross_id"]
     if cfg.pose_supervision and cfg.pose_weight > 0 and angles is not None:
