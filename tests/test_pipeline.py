@@ -11,10 +11,12 @@ import sys
 
 import pytest
 
+from vasa_lite.checkpoints import load_checkpoint
 from vasa_lite.paths import CHECKPOINT_DIR
 from vasa_lite.config import get_preset
 from vasa_lite.pipeline import ablation_stages as stages_of_ablations
 from vasa_lite.pipeline import generator_steps
+from vasa_lite.pipeline import stage_done
 from vasa_lite.pipeline import stages
 
 FIRST = ("audio", "attributes", "identity", "fvd", "syncnet", "capp")
@@ -30,8 +32,19 @@ def _train_all(folder, *extra, component="all"):
 
 def test_stages_run_in_dependency_order():
     names = [s["name"] for s in stages("smoke")]
-    assert names.index("identity") < names.index("latent_base") < names.index("latent") < names.index("motion")
+    assert names.index("identity") < names.index("latent_blind") < names.index("latent_base") \
+        < names.index("latent") < names.index("motion")
     assert names[-1] == "regression" and set(FIRST) <= set(names)
+
+
+def test_the_latent_space_first_trains_with_its_decoder_blind_to_z_dyn():
+    st = {s["name"]: s for s in stages("cpu")}
+    assert st["latent_blind"]["kwargs"]["overrides"] == {"dyn_in_decoder": False}
+    # then z_dyn joins the decoder, starting from the blind model, and the refiner starts from that
+    base, ref = st["latent_base"]["kwargs"], st["latent"]["kwargs"]
+    assert base["overrides"]["dyn_in_decoder"] is True and base["init"] == st["latent_blind"]["checkpoint"]
+    assert st["latent_base"]["after"] == ("latent_blind",)
+    assert ref["init"] == st["latent_base"]["checkpoint"] and "dynamics" in ref["freeze"]
 
 
 @pytest.mark.skipif(not all((CHECKPOINT_DIR / f"{c}_smoke.pt").exists() for c in FIRST),
@@ -41,9 +54,11 @@ def test_train_all_trains_what_is_missing_then_resumes(tmp_path):
         shutil.copy(CHECKPOINT_DIR / f"{c}_smoke.pt", tmp_path / f"{c}_smoke.pt")
     first = _train_all(tmp_path)
     assert all(first[c]["status"] == "already complete" for c in FIRST)
-    assert all(first[c]["status"] == "trained" for c in ("latent_base", "latent", "motion", "regression"))
-    for c in ("latent_base", "latent", "motion", "regression"):
+    trained = ("latent_blind", "latent_base", "latent", "motion", "regression")
+    assert all(first[c]["status"] == "trained" for c in trained)
+    for c in trained:
         assert (tmp_path / f"{c}_smoke.pt").exists()
+    assert load_checkpoint(tmp_path / "latent_blind_smoke.pt")[1]["extra"]["config"]["dyn_in_decoder"] is False
     # the pipeline's product loads and runs from that folder
     env = {**os.environ, "VASA_LITE_CHECKPOINTS": str(tmp_path), "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "vasa_lite", "animate", "--preset", "smoke", "--image", "actor",
@@ -58,18 +73,24 @@ def test_train_all_trains_what_is_missing_then_resumes(tmp_path):
     third = _train_all(tmp_path)
     assert third["latent"]["status"] == "already complete"
     assert third["motion"]["status"] == "trained" and third["regression"]["status"] == "trained"
+    # a checkpoint of the right length but another recipe (here z_dyn in the decoder) is not taken as the stage's
+    blind = {s["name"]: s for s in stages("smoke")}["latent_blind"]
+    blind = {**blind, "checkpoint": tmp_path / "latent_blind_smoke.pt"}
+    assert stage_done(blind, None)
+    assert not stage_done({**blind, "kwargs": {**blind["kwargs"], "overrides": {"dyn_in_decoder": True}}}, None)
 
 
 ABLATIONS = ("motion_mel", "latent_notransfer_base", "latent_notransfer", "motion_notransfer",
              "latent_control_base", "latent_control", "motion_control")
 
 
-def test_ablation_stages_share_train_alls_latent_stages_without_the_transfer_loss():
+def test_ablation_stages_use_the_two_stage_latent_recipe_without_the_transfer_loss():
     abl = {s["name"]: s for s in stages_of_ablations("smoke")}
     main = {s["name"]: s for s in stages("smoke")}
     assert list(abl) == list(ABLATIONS)
+    # no blind first stage: the base trains from scratch with z_dyn in the decoder
     assert abl["latent_notransfer_base"]["kwargs"]["overrides"] == {"transfer_weight": 0.0}
-    assert "overrides" not in main["latent_base"]["kwargs"]
+    assert "init" not in abl["latent_notransfer_base"]["kwargs"]
     # the refiner stage is train all's, from the ablation's own base
     ref, ref_main = abl["latent_notransfer"]["kwargs"], main["latent"]["kwargs"]
     assert ref["init"] == abl["latent_notransfer_base"]["checkpoint"]
@@ -100,3 +121,23 @@ def test_train_ablations_skips_complete_stages_and_retrains_a_lost_one(tmp_path)
     assert all(again[c]["status"] == "already complete" for c in ABLATIONS if c != "motion_notransfer"), again
     assert again["motion_notransfer"]["status"] == "trained"
     assert (tmp_path / "motion_notransfer_smoke.pt").exists()
+
+
+@pytest.mark.skipif(not all((CHECKPOINT_DIR / f"{c}_smoke.pt").exists() for c in ("motion_mel", "latent")),
+                    reason="shipped smoke checkpoints missing")
+def test_a_motion_generator_is_stale_once_its_latent_encoders_change(tmp_path):
+    from vasa_lite.checkpoints import save_checkpoint
+
+    # the mel ablation learns from the shipped latent, which no stage of the ablation list trains
+    mel = {s["name"]: s for s in stages_of_ablations("smoke")}["motion_mel"]
+    assert stage_done(mel, None)
+    state, meta = load_checkpoint(CHECKPOINT_DIR / "latent_smoke.pt")
+    # the same latent with its decoder changed keeps the motion codes, so the generator stays valid
+    decoder = next(k for k in state if k.startswith("renderer."))
+    moved = save_checkpoint(tmp_path / "decoder.pt", {**state, decoder: state[decoder] + 0.1}, component="latent",
+                            preset="smoke", steps=meta["steps"], extra=meta["extra"])
+    assert stage_done({**mel, "kwargs": {**mel["kwargs"], "latent": moved}}, None)
+    encoder = next(k for k in state if k.startswith("dynamics."))
+    moved = save_checkpoint(tmp_path / "encoder.pt", {**state, encoder: state[encoder] + 0.1}, component="latent",
+                            preset="smoke", steps=meta["steps"], extra=meta["extra"])
+    assert not stage_done({**mel, "kwargs": {**mel["kwargs"], "latent": moved}}, None)

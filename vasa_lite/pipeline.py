@@ -1,9 +1,9 @@
 """`vasa-lite train all --preset P`: every checkpoint the pipeline needs, trained in order, resumable.
 
 Order matters: the audio encoder and the instruments first (the latent space's cross-identity loss uses the identity
-network), then the face latent space in two stages (the whole model, then the expression refiner alone with the
-rest frozen, see latent.networks.ExpressionRefiner), then the motion generator and the regression baseline (they
-learn from motion codes the latent space's encoders compute).
+network), then the face latent space in three stages (the whole model with the decoder blind to z_dyn, then with
+z_dyn in, then the expression refiner alone with the rest frozen, see latent.networks.ExpressionRefiner), then the
+motion generator and the regression baseline (they learn from motion codes the latent space's encoders compute).
 
 Each stage writes its checkpoint under data/checkpoints/ (or $VASA_LITE_CHECKPOINTS). A stage whose checkpoint is
 already complete (its recorded steps are the stage's) is skipped; an interrupted one resumes from its .resume.pt.
@@ -22,20 +22,40 @@ REFINER_STAGE = {"overrides": {"transfer_weight": 0.0, "cross_id_weight": 0.0, "
                  "steps": {"smoke": 20, "cpu": 1000, "gpu": 4000}}
 
 
-def _latent_stages(add, p, name: str, overrides: "dict | None" = None, after=None) -> None:
-    """The latent space's stages: the whole model, then (when the preset has one) its refiner alone on top.
+# train all's first latent stage: a decoder that cannot see z_dyn (the expression read-out still trains the dynamics
+# encoder), so head pose has to go through z_pose; trained with z_dyn in from the start, z_dyn carries head pose
+BLIND_STAGE = {"overrides": {"dyn_in_decoder": False}}
+# then z_dyn joins the decoder, from the blind model and at a lower learning rate; steps per preset
+DYNAMICS_STAGE = {"overrides": {"dyn_in_decoder": True, "lr": 5e-4}, "steps": {"smoke": 20, "cpu": 1200, "gpu": 6000}}
+
+
+def _latent_stages(add, p, name: str, overrides: "dict | None" = None, after=None, blind_first: bool = True) -> None:
+    """The latent space's stages: the whole model (blind_first: first with the decoder blind to z_dyn, as
+    `{name}_blind`, then with z_dyn in), then (when the preset has one) its refiner alone on top.
     after: the stages the first one learns from (see _stage_list)."""
     from vasa_lite.checkpoints import checkpoint_path
 
-    extra = {"overrides": dict(overrides)} if overrides else {}
-    if not p.latent.refiner_width:
-        add(name, "vasa_lite.latent.train:train_latent", out=checkpoint_path(name, p.name), after=after, **extra)
-        return
-    base = checkpoint_path(f"{name}_base", p.name)
-    add(f"{name}_base", "vasa_lite.latent.train:train_latent", out=base, after=after, **extra)
-    add(name, "vasa_lite.latent.train:train_latent", out=checkpoint_path(name, p.name), init=base,
-        after=(f"{name}_base",), freeze=LATENT_CORE, overrides=dict(REFINER_STAGE["overrides"]),
-        steps=REFINER_STAGE["steps"].get(p.name, 2000))
+    train, overrides = "vasa_lite.latent.train:train_latent", dict(overrides or {})
+    chain = []
+    if blind_first:
+        chain.append((f"{name}_blind", {"overrides": {**overrides, **BLIND_STAGE["overrides"]}}))
+        chain.append((name if not p.latent.refiner_width else f"{name}_base",
+                      {"overrides": {**overrides, **DYNAMICS_STAGE["overrides"]},
+                       "steps": DYNAMICS_STAGE["steps"].get(p.name, 2000)}))
+    else:
+        chain.append((name if not p.latent.refiner_width else f"{name}_base",
+                      {"overrides": overrides} if overrides else {}))
+    if p.latent.refiner_width:
+        chain.append((name, {"freeze": LATENT_CORE, "overrides": {**overrides, **REFINER_STAGE["overrides"]},
+                             "steps": REFINER_STAGE["steps"].get(p.name, 2000)}))
+    prev = None
+    for stage, kw in chain:
+        out = checkpoint_path(stage, p.name)
+        if prev is None:
+            add(stage, train, out=out, after=after, **kw)
+        else:
+            add(stage, train, out=out, init=checkpoint_path(prev, p.name), after=(prev,), **kw)
+        prev = stage
 
 
 def _stage_list(p):
@@ -86,10 +106,12 @@ def generator_steps(p) -> "int | None":
 def ablation_stages(preset) -> list[dict]:
     """The stages of `train ablations`: the models of the ablation rows of `eval all` (vasa_lite.table):
     - a motion generator on generic log-mel features (motion_mel_<preset>);
-    - a latent space trained without the transfer-consistency loss, by the same stages as train all's
-      (latent_notransfer_<preset>), and a motion generator trained on its codes (motion_notransfer_<preset>);
+    - a latent space trained without the transfer-consistency loss (latent_notransfer_<preset>), and a motion
+      generator trained on its codes (motion_notransfer_<preset>);
     - its control: the same stages with the loss on (latent_control_<preset>, motion_control_<preset>). The two
-      differ only in the transfer weight, whatever chain of stages made the shipped latent.
+      differ only in the transfer weight. Both take the two-stage recipe (the whole model with z_dyn in the decoder
+      from the start, then the refiner) without train all's blind first stage: the loss is meant to keep head pose
+      out of z_dyn, which the blind stage would do in its place.
     Each generator trains as many steps as the shipped one (generator_steps)."""
     from vasa_lite.checkpoints import checkpoint_path
     from vasa_lite.config import get_preset
@@ -102,14 +124,16 @@ def ablation_stages(preset) -> list[dict]:
     add("motion_mel", "vasa_lite.motion.train:train_motion", features="mel", out=checkpoint_path("motion_mel", p.name),
         after=(), **steps)
     for name, overrides in (("notransfer", NO_TRANSFER), ("control", None)):
-        _latent_stages(add, p, f"latent_{name}", overrides, after=())
+        # the two-stage recipe (no blind first stage) the ablation models were made with
+        _latent_stages(add, p, f"latent_{name}", overrides, after=(), blind_first=False)
         add(f"motion_{name}", "vasa_lite.motion.train:train_motion", after=(f"latent_{name}",),
             latent=checkpoint_path(f"latent_{name}", p.name), out=checkpoint_path(f"motion_{name}", p.name), **steps)
     return out
 
 
 def stage_done(stage: dict, steps: "int | None") -> bool:
-    """A stage is complete when its checkpoint exists and records the steps the stage asks for."""
+    """A stage is complete when its checkpoint exists and records the steps and the config overrides the stage asks
+    for (so a checkpoint that an older recipe left under the same name is trained again)."""
     from vasa_lite.checkpoints import load_checkpoint
     from vasa_lite.errors import CheckpointError
 
@@ -120,8 +144,27 @@ def stage_done(stage: dict, steps: "int | None") -> bool:
         _, meta = load_checkpoint(path)
     except CheckpointError:
         return False
+    config = (meta.get("extra") or {}).get("config") or {}
+    if any(config.get(key, _MISSING) != value for key, value in (stage["kwargs"].get("overrides") or {}).items()):
+        return False
+    if stage["train"].endswith(":train_motion") and not _same_latent(stage, meta):
+        return False
     want = stage["kwargs"].get("steps") or steps
     return want is None or int(meta.get("steps", -1)) == int(want)
+
+
+def _same_latent(stage: dict, meta: dict) -> bool:
+    """A motion generator learned from the motion codes of one latent model: it is stale once that model's encoders
+    change (say a new shipped latent under the mel ablation, which no stage of its list trains)."""
+    from vasa_lite.checkpoints import checkpoint_path
+    from vasa_lite.motion.data import encoder_identity
+
+    trained_on = ((meta.get("extra") or {}).get("sources") or {}).get("latent")
+    latent = stage["kwargs"].get("latent") or checkpoint_path("latent", meta.get("preset", "cpu"))
+    return trained_on is None or trained_on == encoder_identity(Path(latent))
+
+
+_MISSING = object()
 
 
 def run_stages(todo: list[dict], p, label: str, seed: int = 0, device=None, steps: "int | None" = None,
