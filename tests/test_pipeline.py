@@ -43,6 +43,8 @@ def test_the_latent_space_first_trains_with_its_decoder_blind_to_z_dyn():
     # then z_dyn joins the decoder, starting from the blind model, and the refiner starts from that
     base, ref = st["latent_base"]["kwargs"], st["latent"]["kwargs"]
     assert base["overrides"]["dyn_in_decoder"] is True and base["init"] == st["latent_blind"]["checkpoint"]
+    # z_dyn stays the blind stage's code: its encoder and read-out are frozen
+    assert set(base["freeze"]) == {"dynamics", "expression_head"}
     assert st["latent_base"]["after"] == ("latent_blind",)
     assert ref["init"] == st["latent_base"]["checkpoint"] and "dynamics" in ref["freeze"]
 
