@@ -249,6 +249,8 @@ PRESETS: dict[str, Preset] = {
         world=WorldConfig(size=128, n_train_actors=320, n_val_actors=20, n_test_actors=40, clips_per_actor=2),
         batch_size=16,
         latent=LatentConfig(refiner_width=16),
+        # the generators' length on a 2-core CPU (about 6 min each); the ablation generators train as long
+        motion=MotionConfig(steps=3000),
     ),
     "gpu": Preset(
         name="gpu",
