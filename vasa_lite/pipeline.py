@@ -3,13 +3,14 @@
 Order matters: the audio encoder and the instruments first (the latent space's cross-identity loss uses the identity
 network), then the face latent space in three stages (the whole model with the decoder blind to z_dyn, then with
 z_dyn in and the dynamics encoder frozen, then the expression refiner alone with the rest frozen, see
-latent.networks.ExpressionRefiner), then the
-motion generator and the regression baseline (they learn from motion codes the latent space's encoders compute).
+latent.networks.ExpressionRefiner), then the motion generator and the regression baseline (they learn from motion
+codes the latent space's encoders compute).
 
 Each stage writes its checkpoint under data/checkpoints/ (or $VASA_LITE_CHECKPOINTS). A stage whose checkpoint is
-already complete (its recorded steps are the stage's) is skipped; an interrupted one resumes from its .resume.pt.
-So running the command again after a stop picks up where it left off. Once a stage of train all trains, every later
-stage trains too: they learned from what it made before (the ablations name what each of theirs learns from)."""
+already complete (its recorded steps and settings are the stage's) is skipped; an interrupted one resumes from its
+.resume.pt. So running the command again after a stop picks up where it left off. Once a stage of train all trains,
+every later stage trains too: they learned from what it made before (the ablations name what each of theirs learns
+from)."""
 from __future__ import annotations
 
 import time
