@@ -402,3 +402,21 @@ def test_motion_data_depends_on_the_motion_encoders_only(tmp_path):
     assert encoder_identity(saved("decoder.pt", "renderer.")) == base
     assert encoder_identity(saved("dynamics.pt", "dynamics.")) != base
     assert encoder_identity(tmp_path / "none.pt") == "missing"
+
+
+def test_loading_a_generator_with_other_latent_encoders_warns(tmp_path):
+    import warnings
+
+    from vasa_lite.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
+
+    if not (checkpoint_path("motion", "smoke").exists() and checkpoint_path("latent", "smoke").exists()):
+        pytest.skip("shipped smoke checkpoints missing")
+    state, meta = load_checkpoint(checkpoint_path("latent", "smoke"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                   # the shipped pair matches: no warning
+        load_motion("smoke", device="cpu")
+    encoder = next(k for k in state if k.startswith("dynamics."))
+    moved = save_checkpoint(tmp_path / "latent.pt", {**state, encoder: state[encoder] + 0.1}, component="latent",
+                            preset="smoke", steps=meta["steps"], extra=meta["extra"])
+    with pytest.warns(UserWarning, match="another latent model's motion encoders"):
+        load_motion("smoke", device="cpu", latent=moved)

@@ -42,15 +42,14 @@ def _latent_stages(add, p, name: str, overrides: "dict | None" = None, after=Non
     from vasa_lite.checkpoints import checkpoint_path
 
     train, overrides = "vasa_lite.latent.train:train_latent", dict(overrides or {})
+    core = f"{name}_base" if p.latent.refiner_width else name       # the whole model's last stage
     chain = []
     if blind_first:
         chain.append((f"{name}_blind", {"overrides": {**overrides, **BLIND_STAGE["overrides"]}}))
-        chain.append((name if not p.latent.refiner_width else f"{name}_base",
-                      {"overrides": {**overrides, **DYNAMICS_STAGE["overrides"]}, "freeze": DYNAMICS_STAGE["freeze"],
-                       "steps": DYNAMICS_STAGE["steps"].get(p.name, 2000)}))
+        chain.append((core, {"overrides": {**overrides, **DYNAMICS_STAGE["overrides"]},
+                             "freeze": DYNAMICS_STAGE["freeze"], "steps": DYNAMICS_STAGE["steps"].get(p.name, 2000)}))
     else:
-        chain.append((name if not p.latent.refiner_width else f"{name}_base",
-                      {"overrides": overrides} if overrides else {}))
+        chain.append((core, {"overrides": overrides} if overrides else {}))
     if p.latent.refiner_width:
         chain.append((name, {"freeze": LATENT_CORE, "overrides": {**overrides, **REFINER_STAGE["overrides"]},
                              "steps": REFINER_STAGE["steps"].get(p.name, 2000)}))
@@ -151,7 +150,8 @@ def stage_done(stage: dict, steps: "int | None") -> bool:
     except CheckpointError:
         return False
     config = (meta.get("extra") or {}).get("config") or {}
-    if any(config.get(key, _MISSING) != value for key, value in (stage["kwargs"].get("overrides") or {}).items()):
+    overrides = stage["kwargs"].get("overrides") or {}
+    if any(key not in config or config[key] != value for key, value in overrides.items()):
         return False
     if stage["train"].endswith(":train_motion") and not _same_latent(stage, meta):
         return False
@@ -163,14 +163,11 @@ def _same_latent(stage: dict, meta: dict) -> bool:
     """A motion generator learned from the motion codes of one latent model: it is stale once that model's encoders
     change (say a new shipped latent under the mel ablation, which no stage of its list trains)."""
     from vasa_lite.checkpoints import checkpoint_path
-    from vasa_lite.motion.data import encoder_identity
+    from vasa_lite.motion.data import latent_sources
 
-    trained_on = ((meta.get("extra") or {}).get("sources") or {}).get("latent")
-    latent = stage["kwargs"].get("latent") or checkpoint_path("latent", meta.get("preset", "cpu"))
-    return trained_on is None or trained_on == encoder_identity(Path(latent))
-
-
-_MISSING = object()
+    trained_on, now = latent_sources(meta, stage["kwargs"].get("latent")
+                                     or checkpoint_path("latent", meta.get("preset", "cpu")))
+    return trained_on is None or trained_on == now
 
 
 def run_stages(todo: list[dict], p, label: str, seed: int = 0, device=None, steps: "int | None" = None,

@@ -88,6 +88,14 @@ def encoder_identity(path) -> str:
     return _HASHES[key]
 
 
+def latent_sources(meta: dict, latent) -> "tuple[str | None, str]":
+    """The motion encoders a motion model learned from (recorded in its metadata; None when it predates the record)
+    and those of the latent checkpoint `latent` now ("missing" when there is none): the model is stale when they
+    differ."""
+    trained_on = ((meta.get("extra") or {}).get("sources") or {}).get("latent")
+    return trained_on, encoder_identity(latent)
+
+
 def source_identity(preset, world_root=None, split: str = "train", latent=None) -> dict:
     """The content identities of what a split's motion sequences are made from: the latent model's motion encoders
     (the preset's, or those of the checkpoint `latent`), audio and attribute checkpoints and the world's index of the split. Recorded in the
@@ -310,4 +318,5 @@ def sample_windows(data: dict, n: int, window: int, prev: int, generator: torch.
 
 
 __all__ = ["cache_dir", "motion_data", "motion_stats", "control_errors", "sample_windows", "first_clips",
-           "source_identity", "file_identity", "encoder_identity", "mel_features", "with_mel_features"]
+           "latent_sources", "source_identity", "file_identity", "encoder_identity", "mel_features",
+           "with_mel_features"]

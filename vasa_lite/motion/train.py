@@ -229,10 +229,9 @@ def load_motion(preset="cpu", path=None, device=None, baseline=False, latent=Non
                          lambda q, meta: build_network(q, regression=component == "regression",
                                                        audio_dim=(meta.get("extra") or {}).get("audio_dim")),
                          frozen=True, training_only=TRAINING_ONLY)
-    from vasa_lite.motion.data import encoder_identity
+    from vasa_lite.motion.data import latent_sources
 
-    trained_on = ((model.meta.get("extra") or {}).get("sources") or {}).get("latent")
-    now = encoder_identity(Path(latent) if latent else checkpoint_path("latent", p.name))
+    trained_on, now = latent_sources(model.meta, latent or checkpoint_path("latent", p.name))
     if trained_on and now != "missing" and trained_on != now:
         warnings.warn(f"{path} was trained on another latent model's motion encoders (latent {trained_on}, now {now}); its motion "
                       f"codes may not fit: retrain with `vasa-lite train motion --preset {p.name}`", stacklevel=2)
