@@ -172,17 +172,36 @@ def test_cli_bench_motion_prints_json(capsys):
 # ------------------------------------------------------------------------------------------------ eval
 
 
-def test_eval_motion_reports_every_row_and_metric(tmp_path, one_thread):
-    from vasa_lite.motion.evaluate import GENERATED, eval_motion
+def test_eval_motion_reports_every_row_and_metric(tmp_path, one_thread, monkeypatch):
+    from vasa_lite.instruments import banks
+    from vasa_lite.motion.evaluate import GENERATED, OTHER, eval_motion, true_controls
 
     _skip_without_checkpoints()
+    clip_bank = banks.clip_bank
+
+    def one_actor(*a, **kw):            # smoke's test actors have one clip each: make them one actor with two
+        bank = dict(clip_bank(*a, **kw))
+        bank["actor"] = np.full_like(bank["actor"], bank["actor"][0])
+        return bank
+
+    monkeypatch.setattr(banks, "clip_bank", one_actor)
     rep = eval_motion("smoke", limit=2, out_json=tmp_path / "motion.json")
     generated = list(GENERATED)
     assert list(rep["rows"]) == ["real", "real motion, latent decoder"] + generated
     finite = lambda v: isinstance(v, float) and math.isfinite(v)            # noqa: E731
     for name, row in rep["rows"].items():
         assert set(row) == set(METRICS) and all(finite(v) for v in row.values()), (name, row)
-    assert set(rep["controls"]["rows"]) == set(generated)
+    assert set(rep["controls"]["rows"]) == {OTHER, *generated}
+    assert f"| {OTHER} |" in rep["markdown"]
+    # the ceiling row is measured against what the other clip truly shows: the world's own record of it
+    from vasa_lite.training import load_split
+
+    bank, clips = clip_bank("smoke", "test", progress=False), load_split("smoke", "test", limit=2)
+    for i, clip in enumerate(clips):
+        want = true_controls(bank, i)
+        assert want["emotion"] == clip["meta"]["emotion"]
+        assert abs(want["distance"] - clip["meta"]["distance"]) < 1e-4
+        assert np.abs(np.subtract(want["gaze"], clip["meta"]["gaze"])).max() < 5.0    # saccades around the main gaze
     for name, row in rep["controls"]["rows"].items():
         assert set(row) == {"gaze_error_deg", "distance_error_pct", "emotion_acc"}
         assert all(finite(v) for v in row.values()), (name, row)

@@ -24,6 +24,10 @@ For the generated rows, also:
   open), distance error (%) and emotion accuracy (clip-level emotion). With relative pose (the default, see
   motion.animate) distance is relative to the portrait, so the expected distance is the row's own distance
   without the control times 1.15 / the training mean distance; with absolute pose that is about 1.15 itself;
+- what the decoder can show of the controls: each clip's portrait driven by the real motion of the same actor's
+  other clip (row "real motion of the actor's other clip"), read back the same way against that clip's true main
+  gaze, mean distance and emotion. The portrait keeps its own appearance and the motion brings another gaze and
+  emotion, as a control does; a generator that asked for exactly the real motion would score this;
 - diversity: the mean std of the generated head angles (yaw, pitch, roll, degrees) across 3 seeds for one audio;
   the regression baseline, which has no noise, scores 0;
 - seams: on a long audio made by concatenating the test clips' audio (cycled up to SEAM_WINDOWS windows), the
@@ -45,6 +49,7 @@ CONTROLS = {"gaze": (15.0, -10.0), "distance": 1.15, "emotion": "happy"}
 SEAM_WINDOWS = 4
 DIVERSITY_SEEDS = 3
 REAL, RECON = "real", "real motion, latent decoder"
+OTHER = "real motion of the actor's other clip"          # the decoder's ceiling for the controls
 # generated rows: keyword arguments of generate_motion (baseline: the regression model)
 GENERATED = {
     "regression": {"baseline": True},
@@ -93,6 +98,18 @@ def main_gaze(est: dict) -> np.ndarray:
     return g[open_].mean(0) if open_.any() else g.mean(0)
 
 
+def true_controls(bank: dict, i: int) -> dict:
+    """The controls that clip i of a clip bank truly shows: its main gaze (as main_gaze, on the world's own gaze and
+    blink tracks), its mean head distance and its emotion."""
+    from vasa_lite.world.params import EMOTIONS
+
+    off = bank["offsets"]
+    tr = np.asarray(bank["tracks"][int(off[i]):int(off[i + 1])])
+    col = {n: tr[:, FRAME_FACTOR_NAMES.index(n)] for n in ("gaze_yaw", "gaze_pitch", "blink", "distance")}
+    return {"gaze": tuple(main_gaze(col)), "distance": float(col["distance"].mean()),
+            "emotion": EMOTIONS[int(bank["emotion"][i])]}
+
+
 def _control_errors(est: dict, ctrl: dict, distance: float) -> dict:
     """How far a video's estimated attributes are from the requested controls (expected distance `distance`)."""
     from vasa_lite.instruments.attributes import clip_emotion
@@ -110,7 +127,8 @@ def markdown_table(report: dict) -> str:
             ("dist err % ↓", "distance_error_pct"), ("emotion acc ↑", "emotion_acc"), ("diversity °", "diversity"),
             ("seam jerk ratio", "seam_ratio")]
     lines = ["| motion | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for name, row in report["rows"].items():
+    rows = {**report["rows"], **{n: {} for n in report["controls"]["rows"] if n not in report["rows"]}}
+    for name, row in rows.items():
         extra = dict(report["controls"]["rows"].get(name, {}))
         extra["diversity"] = report["diversity"].get(name)
         extra["seam_ratio"] = (report["seams"]["rows"].get(name) or {}).get("ratio")
@@ -185,7 +203,8 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
     names = [REAL, RECON] + list(rows_kw)
     per = {n: {k: [] for k in METRICS} for n in names}
     feats_fvd = {n: [] for n in names}
-    ctrl_per = {n: {"gaze_error_deg": [], "distance_error_pct": [], "emotion_acc": []} for n in rows_kw}
+    ctrl_per = {n: {"gaze_error_deg": [], "distance_error_pct": [], "emotion_acc": []} for n in [OTHER, *rows_kw]}
+    actor = np.asarray(bank["actor"])
     first_feats = None
     for ci, clip in enumerate(tqdm(clips, desc="eval motion", disable=not progress, unit="clip")):
         a, b = int(off[ci]), int(off[ci + 1])
@@ -204,6 +223,14 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
         def latent_jaw(z_dyn):                               # the jaw the motion asks for, before rendering
             z = torch.as_tensor(np.asarray(z_dyn), dtype=torch.float32, device=dev)
             return latent.expression_head(z)[:, DYNAMICS_NAMES.index("jaw")].detach().cpu().numpy()
+
+        others = [int(o) for o in np.flatnonzero(actor == actor[ci]) if o != ci]
+        if others:                      # this portrait moved by the same actor's other clip: the controls' ceiling
+            oc = codes_of(latent, bank_clip_frames(bank, others[0]))
+            est = estimate(render_motion(latent, source, torch.from_numpy(np.c_[oc["z_pose"], oc["z_dyn"]])), att)
+            want = true_controls(bank, others[0])
+            for key, value in _control_errors(est, want, want["distance"]).items():
+                ctrl_per[OTHER][key].append(value)
 
         truth_jaw = bank["tracks"][a:b, jaw_col]
         own = correlation(latent_jaw(codes["z_dyn"]), truth_jaw)            # the real clip's own motion, encoded
@@ -229,6 +256,9 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
                 for key, value in _control_errors(est, ctrl, want).items():
                     ctrl_per[name][key].append(value)
 
+    if not ctrl_per[OTHER]["emotion_acc"]:
+        ctrl_per.pop(OTHER)
+        notes.append(f"row '{OTHER}' skipped: no actor of these clips has a second clip")
     rows = {n: {k: _mean(v) for k, v in per[n].items() if k != "fvd_lite"} for n in names}
     ref = np.concatenate(feats_fvd[REAL]) if feats_fvd[REAL] else None
     for n in names:
@@ -316,5 +346,5 @@ def bench_motion(preset="cpu", seed: int = 0, device=None, frames: "int | None" 
     return out
 
 
-__all__ = ["eval_motion", "bench_motion", "seam_jerk", "markdown_table", "correlation", "main_gaze", "CONTROLS",
-           "GENERATED", "METRICS"]
+__all__ = ["eval_motion", "bench_motion", "seam_jerk", "markdown_table", "correlation", "main_gaze", "true_controls",
+           "CONTROLS", "GENERATED", "METRICS"]
