@@ -24,7 +24,8 @@ For the generated rows, also:
   open), distance error (%) and emotion accuracy (clip-level emotion). With relative pose (the default, see
   motion.animate) distance is relative to the portrait, so the expected distance is the row's own distance
   without the control times 1.15 / the training mean distance; with absolute pose that is about 1.15 itself;
-- what the decoder can show of the controls: each clip's portrait driven by the real motion of the same actor's
+- what the decoder can show of the controls (a row of its own, not generated): each clip's portrait driven by the
+  real motion of the same actor's
   other clip (row "real motion of the actor's other clip"), read back the same way against that clip's true main
   gaze, mean distance and emotion. The portrait keeps its own appearance and the motion brings another gaze and
   emotion, as a control does; a generator that asked for exactly the real motion would score this;
