@@ -206,6 +206,13 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
     feats_fvd = {n: [] for n in names}
     ctrl_per = {n: {"gaze_error_deg": [], "distance_error_pct": [], "emotion_acc": []} for n in [OTHER, *rows_kw]}
     actor = np.asarray(bank["actor"])
+    coded: dict = {}                        # motion codes per clip: a clip is also its partner's ceiling driver
+
+    def clip_codes(i: int, frames=None) -> dict:
+        if i not in coded:
+            coded[i] = codes_of(latent, bank_clip_frames(bank, i) if frames is None else frames)
+        return coded[i]
+
     first_feats = None
     for ci, clip in enumerate(tqdm(clips, desc="eval motion", disable=not progress, unit="clip")):
         a, b = int(off[ci]), int(off[ci + 1])
@@ -214,7 +221,7 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
         feats = encoder.encode_array(audio)
         first_feats = feats if first_feats is None else first_feats
         source = latent.encode_source(real[:1].to(dev))
-        codes = codes_of(latent, real)
+        codes = clip_codes(ci, real)
         videos = {REAL: real, RECON: render_motion(latent, source, torch.from_numpy(
             np.c_[codes["z_pose"], codes["z_dyn"]]))}          # the clip's own motion: its own absolute pose
 
@@ -227,7 +234,7 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
 
         others = [int(o) for o in np.flatnonzero(actor == actor[ci]) if o != ci]
         if others:                      # this portrait moved by the same actor's other clip: the controls' ceiling
-            oc = codes_of(latent, bank_clip_frames(bank, others[0]))
+            oc = clip_codes(others[0])
             est = estimate(render_motion(latent, source, torch.from_numpy(np.c_[oc["z_pose"], oc["z_dyn"]])), att)
             want = true_controls(bank, others[0])
             for key, value in _control_errors(est, want, want["distance"]).items():
