@@ -351,6 +351,27 @@ def test_freezing_parts_keeps_their_weights(tmp_path, one_thread):
         train_latent("smoke", steps=1, out=tmp_path / "bad.pt", progress=False, init=base, freeze=("nose",))
 
 
+def test_the_read_out_stage_trains_a_new_dynamics_encoder_and_keeps_the_rest(tmp_path, one_thread):
+    """train_dynamics replaces z_dyn's encoder and read-out of a trained model, on the crops its own pose encoder
+    places; every other weight is the init's, the read-out loss falls, and the held-out R^2 is in the metadata."""
+    from vasa_lite.latent.train import train_dynamics
+    from vasa_lite.world.params import DYNAMICS_NAMES
+
+    init = checkpoint_file("smoke")
+    s = train_dynamics("smoke", init=init, steps=150, out=tmp_path / "dyn.pt", progress=False)
+    a, b = load_latent("smoke", init), load_latent("smoke", s["checkpoint"])
+    for part in ("pose", "appearance", "flow", "renderer", "refiner"):
+        assert all(torch.equal(x, y) for x, y in zip(getattr(a, part).state_dict().values(),
+                                                      getattr(b, part).state_dict().values())), part
+    assert not torch.equal(a.dynamics.head[-1].weight, b.dynamics.head[-1].weight)
+    rows = [json.loads(line) for line in (tmp_path / "dyn.jsonl").read_text().splitlines()]
+    assert np.mean([r["dyn"] for r in rows[-3:]]) < 0.6 * np.mean([r["dyn"] for r in rows[:3]])
+    assert {f"val_r2.{n}" for n in DYNAMICS_NAMES} <= set(b.meta["metrics"])
+    assert b.meta["extra"]["init"]["new_parts"] == ["dynamics", "expression_head"]
+    with pytest.raises(InputError, match="init"):
+        train_dynamics("smoke", steps=1, out=tmp_path / "x.pt", progress=False)
+
+
 def test_a_decoder_blind_to_z_dyn_sends_it_only_the_read_out_gradient():
     """dyn_in_decoder=False: reconstruction and transfer cannot reach the dynamics encoder, so head pose has to go
     through z_pose; the expression read-out still trains it."""

@@ -32,8 +32,8 @@ def _train_all(folder, *extra, component="all"):
 
 def test_stages_run_in_dependency_order():
     names = [s["name"] for s in stages("smoke")]
-    assert names.index("identity") < names.index("latent_blind") < names.index("latent_base") \
-        < names.index("latent") < names.index("motion")
+    assert names.index("identity") < names.index("latent_blind") < names.index("latent_dynamics") \
+        < names.index("latent_base") < names.index("latent") < names.index("motion")
     assert names[-1] == "regression" and set(FIRST) <= set(names)
 
 
@@ -41,11 +41,15 @@ def test_the_latent_space_first_trains_with_its_decoder_blind_to_z_dyn():
     st = {s["name"]: s for s in stages("cpu")}
     assert st["latent_blind"]["kwargs"]["overrides"] == {"dyn_in_decoder": False}
     # then z_dyn joins the decoder, starting from the blind model, and the refiner starts from that
+    # between them, a new dynamics encoder learns the read-out on the crops the blind model's pose encoder places
+    dyn = st["latent_dynamics"]
+    assert dyn["train"].endswith(":train_dynamics") and dyn["kwargs"]["init"] == st["latent_blind"]["checkpoint"]
+    assert dyn["after"] == ("latent_blind",)
     base, ref = st["latent_base"]["kwargs"], st["latent"]["kwargs"]
-    assert base["overrides"]["dyn_in_decoder"] is True and base["init"] == st["latent_blind"]["checkpoint"]
-    # z_dyn stays the blind stage's code: its encoder and read-out are frozen
-    assert set(base["freeze"]) == {"dynamics", "expression_head"}
-    assert st["latent_base"]["after"] == ("latent_blind",)
+    assert base["overrides"]["dyn_in_decoder"] is True and base["init"] == dyn["checkpoint"]
+    # z_dyn stays that stage's code: its encoder and read-out are frozen, and so is the pose encoder placing its crops
+    assert set(base["freeze"]) == {"dynamics", "expression_head", "pose"}
+    assert st["latent_base"]["after"] == ("latent_dynamics",)
     assert ref["init"] == st["latent_base"]["checkpoint"] and "dynamics" in ref["freeze"]
 
 
@@ -56,7 +60,7 @@ def test_train_all_trains_what_is_missing_then_resumes(tmp_path):
         shutil.copy(CHECKPOINT_DIR / f"{c}_smoke.pt", tmp_path / f"{c}_smoke.pt")
     first = _train_all(tmp_path)
     assert all(first[c]["status"] == "already complete" for c in FIRST)
-    trained = ("latent_blind", "latent_base", "latent", "motion", "regression")
+    trained = ("latent_blind", "latent_dynamics", "latent_base", "latent", "motion", "regression")
     assert all(first[c]["status"] == "trained" for c in trained)
     for c in trained:
         assert (tmp_path / f"{c}_smoke.pt").exists()
@@ -80,6 +84,12 @@ def test_train_all_trains_what_is_missing_then_resumes(tmp_path):
     blind = {**blind, "checkpoint": tmp_path / "latent_blind_smoke.pt"}
     assert stage_done(blind, None)
     assert not stage_done({**blind, "kwargs": {**blind["kwargs"], "overrides": {"dyn_in_decoder": True}}}, None)
+    # the read-out stage learns from a bank of its own size: one made from another size is trained again
+    readout = {s["name"]: s for s in stages("smoke")}["latent_dynamics"]
+    readout = {**readout, "checkpoint": tmp_path / "latent_dynamics_smoke.pt"}
+    own = load_checkpoint(readout["checkpoint"])[1]["extra"]["per_actor"]
+    assert stage_done({**readout, "kwargs": {**readout["kwargs"], "per_actor": own}}, None)
+    assert not stage_done({**readout, "kwargs": {**readout["kwargs"], "per_actor": own + 1}}, None)
 
 
 ABLATIONS = ("motion_mel", "latent_notransfer_base", "latent_notransfer", "motion_notransfer",

@@ -107,11 +107,13 @@ def pose_supervision(z_pose: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     return ((z_pose - target) / units).abs().mean()
 
 
-def dynamics_supervision(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def dynamics_supervision(predicted: torch.Tensor, target: torch.Tensor, weight: "torch.Tensor | None" = None
+                         ) -> torch.Tensor:
     """Mean squared error between the read-out of z_dyn and the world's expression factors, both as fractions of each
     factor's range (see latent.train.expression_targets). Squared, not L1: with L1 the read-out sat longer at the
-    factors' medians before it started to read the face."""
-    return ((predicted - target) ** 2).mean()
+    factors' medians before it started to read the face. weight: one per factor (mean 1 keeps the scale)."""
+    err = (predicted - target) ** 2
+    return (err * weight).mean() if weight is not None else err.mean()
 
 
 def psnr_from_mse(mse: float) -> float:
