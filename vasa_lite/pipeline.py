@@ -33,8 +33,9 @@ BLIND_STAGE = {"overrides": {"dyn_in_decoder": False}}
 # then a new dynamics encoder learns the expression read-out alone, on the crops the blind model's own (now fixed)
 # pose encoder places. No decoder runs, so it can afford a bank of its own, 3x the latent bank (cpu: 96 frames per
 # actor, rendered once in about 3.5 min): against 32 frames and 12000 steps, val R² jaw 0.83 -> 0.90, blink 0.63 ->
-# 0.72, gaze yaw 0.63 -> 0.80 (36000 steps, 8.6 min). Steps and frames per actor per preset.
-READOUT_STAGE = {"steps": {"smoke": 20, "cpu": 36000, "gpu": 90000}, "per_actor": {"cpu": 96, "gpu": 96}}
+# 0.72, gaze yaw 0.63 -> 0.80 (36000 steps, 8.6 min). Steps and frames per actor per preset; gpu keeps its latent
+# bank (1000 actors x 32 frames, as many frames as cpu's 96 per actor, 6 GB at 256 px; 3x that would not fit a Colab)
+READOUT_STAGE = {"steps": {"smoke": 20, "cpu": 36000, "gpu": 90000}, "per_actor": {"cpu": 96}}
 # then z_dyn joins the decoder, from that model and at a lower learning rate. The dynamics encoder and its
 # read-out stay frozen: trained on, z_dyn takes head pose back (cpu: head-angle R² 0.44 instead of 0.06). So does the
 # pose encoder, which places z_dyn's face crops: moved, it would show the dynamics encoder crops it never learned.
