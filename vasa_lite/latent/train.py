@@ -217,15 +217,12 @@ def poses_of(model: FaceLatentModel, frames, batch: int = 256) -> torch.Tensor:
 
 def readout_r2(model: FaceLatentModel, bank: dict) -> dict:
     """Held-out R^2 of the linear read-out (expression_head) of z_dyn on a bank's frames, per expression factor."""
-    from vasa_lite.instruments.banks import bank_batch
+    from vasa_lite.latent.evaluate import codes_of
 
     target = expression_targets(bank["tracks"])
-    pose, frames, pred = poses_of(model, bank["frames"]), bank["frames"], []
+    z_dyn = torch.from_numpy(codes_of(model, bank["frames"])["z_dyn"]).to(model.grid.device)
     with torch.no_grad():
-        for s in range(0, len(frames), 256):
-            x = bank_batch(frames, np.arange(s, min(len(frames), s + 256))).to(model.grid.device)
-            pred.append(model.expression_head(model.dynamics_of(x, pose[s:s + 256].to(x.device))).cpu().numpy())
-    pred = np.concatenate(pred)
+        pred = model.expression_head(z_dyn).cpu().numpy()
     r2 = 1 - ((pred - target) ** 2).sum(0) / (((target - target.mean(0)) ** 2).sum(0) + 1e-12)
     return {f"val_r2.{n}": round(float(v), 4) for n, v in zip(DYNAMICS_NAMES, r2)}
 
