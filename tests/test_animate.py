@@ -16,8 +16,9 @@ import torch
 import vasa_lite
 from vasa_lite.config import get_preset
 from vasa_lite.errors import InputError
+from vasa_lite.world.params import FPS
 from vasa_lite.motion.animate import driving_motion
-from vasa_lite.motion.evaluate import METRICS, seam_jerk
+from vasa_lite.motion.evaluate import METRICS, SEAM_SECONDS, SEAM_SEEDS, seam_jerk
 
 SMOKE = get_preset("smoke")
 SIZE = SMOKE.world.size
@@ -207,9 +208,12 @@ def test_eval_motion_reports_every_row_and_metric(tmp_path, one_thread, monkeypa
         assert all(finite(v) for v in row.values()), (name, row)
     assert set(rep["diversity"]) == set(generated) and rep["diversity"]["regression"] == 0.0
     assert all(finite(v) for v in rep["diversity"].values())
-    assert rep["seams"]["windows"] >= 4
+    # the seam test runs on the 60 s of speech, over several seeds
+    assert rep["seams"]["frames"] == round(SEAM_SECONDS * FPS)
+    assert rep["seams"]["windows"] == math.ceil(rep["seams"]["frames"] / get_preset("smoke").motion.window)
     for row in rep["seams"]["rows"].values():
         assert all(finite(row[k]) for k in ("jerk_boundary", "jerk_inside", "ratio"))
+        assert len(row["ratio_per_seed"]) == SEAM_SEEDS and all(finite(r) for r in row["ratio_per_seed"])
     assert rep["clips"] == 2 and "| real |" in rep["markdown"]
     assert json.loads((tmp_path / "motion.json").read_text())["rows"] == rep["rows"]
     assert (tmp_path / "motion.md").read_text().startswith("| motion |")
