@@ -370,6 +370,32 @@ def test_cli_wires_motion_and_its_baseline():
     assert main(["train", "latent", "--preset", "smoke", "--baseline", "regression"]) == 2   # motion only
 
 
+def test_cli_trains_a_motion_variant_with_set_and_keeps_the_shipped_one(tmp_path, capsys):
+    """--set changes the motion recipe for one run (notebook 07's velocity-loss row); the variant goes to --out,
+    and without --out it is refused before anything is trained or written."""
+    from vasa_lite.checkpoints import load_checkpoint
+    from vasa_lite.cli import main
+    from vasa_lite.motion.train import checkpoint_file
+
+    out = tmp_path / "motion_velocity.pt"
+    assert main(["train", "motion", "--preset", "smoke", "--steps", "20", "--set", "velocity_weight=1",
+                 "--out", str(out), "--quiet"]) == 0
+    _, meta = load_checkpoint(out, component="motion", preset="smoke")
+    assert meta["steps"] == 20 and meta["extra"]["config"]["velocity_weight"] == 1.0
+    logged = [row for row in read_log(out) if "loss" in row]
+    assert logged and all("velocity" in row for row in logged)                     # the extra term trained
+    shipped = checkpoint_file("smoke")
+    before = shipped.stat().st_mtime_ns if shipped.exists() else None
+    capsys.readouterr()
+    assert main(["train", "motion", "--preset", "smoke", "--steps", "20", "--set", "velocity_weight=1"]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert (shipped.stat().st_mtime_ns if shipped.exists() else None) == before
+    assert main(["train", "motion", "--preset", "smoke", "--set", "no_such=1", "--out", str(out)]) == 2
+    assert "velocity_weight" in capsys.readouterr().err                          # names the accepted keys
+    assert main(["train", "audio", "--preset", "smoke", "--set", "lr=1", "--out", str(out)]) == 2
+    assert "latent, motion" in capsys.readouterr().err
+
+
 def test_shipped_smoke_checkpoints_load():
     from vasa_lite.motion.train import checkpoint_file
 

@@ -35,9 +35,10 @@ COMPONENTS = {
 }
 # Evaluations of the whole pipeline, with nothing to train of their own.
 EVAL_ONLY = {"ood": "vasa_lite.ood:eval_ood", "all": "vasa_lite.table:eval_all"}
-# Components that can also learn from a folder of real talking videos (--data DIR), start from a checkpoint
-# (--init) and take config changes (--set KEY=VALUE).
+# Components that can also learn from a folder of real talking videos (--data DIR) and start from a checkpoint
+# (--init); and those whose training takes config changes (--set KEY=VALUE).
 TAKES_DATA = {"latent"}
+TAKES_SET = {"latent", "motion"}
 
 
 def _resolve(spec: str):
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a part that keeps its weights, e.g. pose (latent only; repeatable)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change one setting of the component's config for this run, e.g. --set self_pairs=0.25 "
-                        "(latent only; repeatable)")
+                        "or --set velocity_weight=1 (latent and motion; with --out; repeatable)")
     p.add_argument("--baseline", default=None, choices=["regression"],
                    help="train a baseline instead of the diffusion model: regression (motion only; writes "
                         "data/checkpoints/regression_<preset>.pt)")
@@ -319,9 +320,14 @@ def _cmd_train(args) -> int:
     kwargs = {}
     for opt in ("data", "init", "overrides", "fresh", "freeze"):
         if getattr(args, opt):
-            if args.component not in TAKES_DATA:
-                raise InputError(f"--{'set' if opt == 'overrides' else opt} works with: {', '.join(sorted(TAKES_DATA))}")
+            takes = TAKES_SET if opt == "overrides" else TAKES_DATA
+            if args.component not in takes:
+                raise InputError(f"--{'set' if opt == 'overrides' else opt} works with: {', '.join(sorted(takes))}")
             kwargs[opt] = _parse_overrides(args.component, args.overrides) if opt == "overrides" else getattr(args, opt)
+    if args.overrides and not args.out:
+        # a changed recipe is a variant: it must not replace (or resume into) the preset's own checkpoint
+        raise InputError(f"--set trains a variant of the {args.component} recipe: give --out PATH for it, e.g. "
+                         f"--out outputs/{args.component}_variant.pt, so data/checkpoints keeps the shipped model")
     if args.baseline:
         if args.component != "motion":
             raise InputError("--baseline works with: motion")
