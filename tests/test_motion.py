@@ -446,3 +446,23 @@ def test_loading_a_generator_with_other_latent_encoders_warns(tmp_path):
                             preset="smoke", steps=meta["steps"], extra=meta["extra"])
     with pytest.warns(UserWarning, match="another latent model's motion encoders"):
         load_motion("smoke", device="cpu", latent=moved)
+
+
+def test_sampling_animation_has_one_frame_per_step():
+    from vasa_lite.viz import sampling_animation
+
+    sch = NoiseSchedule(100)
+    smp = DDIMSampler(sch, 5)
+    target = torch.linspace(-1, 1, 10).view(1, 10, 1)
+    xs, x0s = [], []
+
+    def x0_fn(x, t):
+        xs.append(x[0, :, 0].clone()); x0s.append(target[0, :, 0])
+        return target
+
+    out = smp.sample(x0_fn, (1, 10, 1), torch.Generator().manual_seed(0))
+    fig = sampling_animation(smp.timesteps, torch.stack(xs), torch.stack(x0s))
+    assert len(fig.frames) == 5 and len(fig.layout.sliders[0].steps) == 5
+    assert np.allclose(fig.frames[2].data[0].y, xs[2].numpy()) and np.allclose(fig.frames[-1].data[1].y, out[0, :, 0])
+    with pytest.raises(InputError, match="K timesteps"):
+        sampling_animation(smp.timesteps[:3], torch.stack(xs), torch.stack(x0s))

@@ -113,3 +113,45 @@ def pose_trajectory_3d(tracks, title: str = "head pose over time"):
     fig.update_layout(title=title, height=450, margin=dict(l=0, r=0, t=40, b=0),
                       scene=dict(xaxis_title="yaw (deg)", yaxis_title="pitch (deg)", zaxis_title="roll (deg)"))
     return fig
+
+
+def sampling_animation(timesteps, x_t, x0_hat, fps: float = 25.0, label: str = "yaw (degrees)",
+                       title: str = "reverse diffusion, step by step"):
+    """Plotly animation of one sampled window: per step k, the noisy X_t (grey) and the network's x0_hat (blue) of
+    one motion channel over the window's frames, with a play button and a step slider.
+
+    timesteps: the sampler's timesteps [K]; x_t, x0_hat: [K, W] (that channel, in its units, e.g. degrees)."""
+    import plotly.graph_objects as go
+
+    x_t, x0_hat = np.asarray(x_t, np.float64), np.asarray(x0_hat, np.float64)
+    if x_t.shape != x0_hat.shape or x_t.ndim != 2 or len(timesteps) != len(x_t):
+        from vasa_lite.errors import InputError
+
+        raise InputError(f"sampling_animation wants K timesteps and two [K, W] arrays (one motion channel per step), "
+                         f"got {len(timesteps)} timesteps and arrays {x_t.shape}, {x0_hat.shape}")
+    sec = np.arange(x_t.shape[1]) / fps
+    # the axis holds the final motion with room around it: the first steps' X_t is mostly noise and runs off it
+    lo, hi = float(x0_hat.min()), float(x0_hat.max())
+    pad = 0.5 * (hi - lo) + 1e-6
+
+    def traces(k):
+        return [go.Scatter(x=sec, y=x_t[k], mode="lines", line=dict(color="#aaa", width=1), name="X_t"),
+                go.Scatter(x=sec, y=x0_hat[k], mode="lines", line=dict(color="#1f77b4", width=2.5), name="x0_hat")]
+
+    names = [f"{k + 1}" for k in range(len(x_t))]
+    frames = [go.Frame(data=traces(k), name=n, layout=go.Layout(title=f"{title}: step {n}/{len(x_t)}, t = {timesteps[k]}"))
+              for k, n in enumerate(names)]
+    slider = dict(active=0, currentvalue=dict(prefix="step "), pad=dict(t=40),
+                  steps=[dict(label=n, method="animate", args=[[n], dict(mode="immediate", frame=dict(duration=0,
+                                                                                                     redraw=False))])
+                         for n in names])
+    play = dict(type="buttons", showactive=False, x=0, y=-0.18, xanchor="left",
+                buttons=[dict(label="play", method="animate",
+                              args=[None, dict(frame=dict(duration=120, redraw=False), fromcurrent=True)]),
+                         dict(label="pause", method="animate",
+                              args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False))])])
+    fig = go.Figure(data=traces(0), frames=frames)
+    fig.update_layout(title=f"{title}: step 1/{len(x_t)}, t = {timesteps[0]}", height=420, sliders=[slider],
+                      updatemenus=[play], xaxis_title="time in the window (s)", yaxis_title=label,
+                      yaxis_range=[lo - pad, hi + pad], margin=dict(l=50, r=20, t=50, b=90))
+    return fig
