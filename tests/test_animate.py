@@ -16,7 +16,7 @@ import torch
 import vasa_lite
 from vasa_lite.config import get_preset
 from vasa_lite.errors import InputError
-from vasa_lite.world.params import FPS
+from vasa_lite.world.params import EMOTIONS, FPS
 from vasa_lite.motion.animate import driving_motion
 from vasa_lite.motion.evaluate import METRICS, SEAM_SECONDS, SEAM_SEEDS, seam_jerk
 
@@ -194,6 +194,12 @@ def test_eval_motion_reports_every_row_and_metric(tmp_path, one_thread, monkeypa
         assert set(row) == set(METRICS) and all(finite(v) for v in row.values()), (name, row)
     assert set(rep["controls"]["rows"]) == {OTHER, *generated}
     assert f"| {OTHER} |" in rep["markdown"]
+    # each clip asks for the next emotion, so every emotion gets asked for; accuracy is kept per request
+    assert rep["controls"]["requested"]["emotion"] == list(EMOTIONS)
+    for name in generated:
+        by = rep["controls"]["emotion_acc_by_request"][name]
+        assert set(by) == set(EMOTIONS[:2]) and all(v in (0.0, 1.0) for v in by.values()), (name, by)
+        assert rep["controls"]["rows"][name]["emotion_acc"] == pytest.approx(np.mean(list(by.values())))
     # the ceiling row is measured against what the other clip truly shows: the world's own record of it
     from vasa_lite.training import load_split
 

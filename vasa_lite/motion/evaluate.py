@@ -19,9 +19,10 @@ decoded from the first frame: the decoder's ceiling), "regression" (the baseline
 use the default controls (forward gaze, mean distance, no emotion: what a user who gives none gets).
 
 For the generated rows, also:
-- controls: the same clips generated with gaze (15, -10), distance 1.15 and emotion "happy" (`CONTROLS`), read
-  back by the attribute estimator: gaze error (degrees, mean over yaw and pitch of the clip's main gaze, eyes
-  open), distance error (%) and emotion accuracy (clip-level emotion). With relative pose (the default, see
+- controls: the same clips generated with gaze (15, -10), distance 1.15 and an emotion (`CONTROLS`: clip k asks for
+  the k-th of the five emotions, cycled, so every emotion is asked for), read back by the attribute estimator: gaze
+  error (degrees, mean over yaw and pitch of the clip's main gaze, eyes open), distance error (%) and emotion
+  accuracy (clip-level emotion), also per requested emotion. With relative pose (the default, see
   motion.animate) distance is relative to the portrait, so the expected distance is the row's own distance
   without the control times 1.15 / the training mean distance; with absolute pose that is about 1.15 itself;
 - what the decoder can show of the controls (a row of its own, not generated): each clip's portrait driven by the
@@ -46,9 +47,9 @@ import numpy as np
 import torch
 
 from vasa_lite.errors import CheckpointError, InputError
-from vasa_lite.world.params import DYNAMICS_NAMES, FPS, FRAME_FACTOR_NAMES, SAMPLE_RATE
+from vasa_lite.world.params import DYNAMICS_NAMES, EMOTIONS, FPS, FRAME_FACTOR_NAMES, SAMPLE_RATE
 
-CONTROLS = {"gaze": (15.0, -10.0), "distance": 1.15, "emotion": "happy"}
+CONTROLS = {"gaze": (15.0, -10.0), "distance": 1.15, "emotion": EMOTIONS}    # a tuple of emotions: cycled over clips
 SEAM_SECONDS = 60.0             # the long audio of the seam test (30 windows of 2 s)
 SEAM_SEEDS = 3
 DIVERSITY_SEEDS = 3
@@ -172,7 +173,14 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
     t0 = time.perf_counter()
     p = get_preset(preset)
     dev = pick_device(device)
-    ctrl = check_controls(**{**CONTROLS, **(controls or {})})
+    asked = {**CONTROLS, **(controls or {})}
+    emotions = (asked["emotion"],) if asked["emotion"] is None or isinstance(asked["emotion"], str) else tuple(asked["emotion"])
+    if not emotions or None in emotions:
+        raise InputError(f"eval motion measures all three controls; give gaze, distance and emotion (a name or a "
+                         f"list of names, cycled over the clips), got {asked}")
+    ctrl = check_controls(gaze=asked["gaze"], distance=asked["distance"], emotion=emotions[0])
+    for e in emotions:
+        check_controls(emotion=e)
     ctrl.pop("intensity")                      # the emotion at full strength: what emotion accuracy asks for
     if None in ctrl.values():
         raise InputError(f"eval motion measures all three controls; give gaze, distance and emotion, got {ctrl}")
@@ -208,6 +216,7 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
     per = {n: {k: [] for k in METRICS} for n in names}
     feats_fvd = {n: [] for n in names}
     ctrl_per = {n: {"gaze_error_deg": [], "distance_error_pct": [], "emotion_acc": []} for n in [OTHER, *rows_kw]}
+    by_emotion: dict = {n: {} for n in rows_kw}             # emotion accuracy per requested emotion
     actor = np.asarray(bank["actor"])
     coded: dict = {}                        # motion codes per clip: a clip is also its partner's ceiling driver
 
@@ -223,6 +232,7 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
         audio = clip["audio"]
         feats = encoder.encode_array(audio)
         first_feats = feats if first_feats is None else first_feats
+        clip_ctrl = {**ctrl, "emotion": emotions[ci % len(emotions)]}     # this clip's requested controls
         source = latent.encode_source(real[:1].to(dev))
         codes = clip_codes(ci, real)
         videos = {REAL: real, RECON: render_motion(latent, source, torch.from_numpy(
@@ -261,11 +271,13 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
             except InputError:
                 pass                                              # a clip shorter than one FVD window
             if name in rows_kw:                                   # the same clip with the controls set
-                est = estimate(drive(generate(feats, rows_kw[name], seed, **ctrl)), att)
+                est = estimate(drive(generate(feats, rows_kw[name], seed, **clip_ctrl)), att)
                 want = ctrl["distance"] * (float(r["distance_mean"]) / float(model.distance_mean)
                                            if pose == "relative" else 1.0)
-                for key, value in _control_errors(est, ctrl, want).items():
+                for key, value in _control_errors(est, clip_ctrl, want).items():
                     ctrl_per[name][key].append(value)
+                    if key == "emotion_acc":
+                        by_emotion[name].setdefault(clip_ctrl["emotion"], []).append(value)
 
     if not ctrl_per[OTHER]["emotion_acc"]:
         ctrl_per.pop(OTHER)
@@ -301,8 +313,10 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
               "trained_steps": model.meta.get("steps"), "pose": pose, "clips": len(clips),
               "frames": int(off[len(clips)]), "seed": int(seed), "rows": rows,
               "controls": {"requested": {"gaze": list(ctrl["gaze"]), "distance": ctrl["distance"],
-                                         "emotion": ctrl["emotion"]},
-                           "rows": {n: {k: _mean(v) for k, v in d.items()} for n, d in ctrl_per.items()}},
+                                         "emotion": list(emotions) if len(emotions) > 1 else emotions[0]},
+                           "rows": {n: {k: _mean(v) for k, v in d.items()} for n, d in ctrl_per.items()},
+                           "emotion_acc_by_request": {n: {e: _mean(v) for e, v in d.items()}
+                                                      for n, d in by_emotion.items()}},
               "diversity": diversity, "seams": seams, "notes": notes}
     report["markdown"] = markdown_table(report)
     report["eval_seconds"] = round(time.perf_counter() - t0, 1)
