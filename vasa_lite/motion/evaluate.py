@@ -174,16 +174,15 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
     p = get_preset(preset)
     dev = pick_device(device)
     asked = {**CONTROLS, **(controls or {})}
-    emotions = (asked["emotion"],) if asked["emotion"] is None or isinstance(asked["emotion"], str) else tuple(asked["emotion"])
-    if not emotions or None in emotions:
+    e = asked["emotion"]
+    emotions = (e,) if e is None or isinstance(e, str) else tuple(e)       # cycled over the clips
+    ctrl = check_controls(gaze=asked["gaze"], distance=asked["distance"])
+    ctrl.pop("intensity")                      # each emotion at full strength: what emotion accuracy asks for
+    for emo in emotions:
+        check_controls(emotion=emo)
+    if None in (ctrl["gaze"], ctrl["distance"]) or not emotions or None in emotions:
         raise InputError(f"eval motion measures all three controls; give gaze, distance and emotion (a name or a "
                          f"list of names, cycled over the clips), got {asked}")
-    ctrl = check_controls(gaze=asked["gaze"], distance=asked["distance"], emotion=emotions[0])
-    for e in emotions:
-        check_controls(emotion=e)
-    ctrl.pop("intensity")                      # the emotion at full strength: what emotion accuracy asks for
-    if None in ctrl.values():
-        raise InputError(f"eval motion measures all three controls; give gaze, distance and emotion, got {ctrl}")
     if pose not in POSE_MODES:
         raise InputError(f"unknown pose mode {pose!r}; choose one of: {', '.join(POSE_MODES)}")
     notes = []
@@ -299,9 +298,8 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
 
     # seams: one long audio made of the test clips' speech
     W = model.cfg.window
-    want = int(SEAM_SECONDS * SAMPLE_RATE)
     speech = np.concatenate([c["audio"] for c in clips])
-    long_feats = encoder.encode_array(np.resize(speech, want))           # cycled, then cut to exactly 60 s
+    long_feats = encoder.encode_array(np.resize(speech, int(SEAM_SECONDS * SAMPLE_RATE)))   # cycled, cut to 60 s
     seams = {"frames": int(len(long_feats)), "windows": int(math.ceil(len(long_feats) / W)), "rows": {}}
     for name, kw in rows_kw.items():
         runs = [seam_jerk(model.normalise(generate(long_feats, kw, seed + k).to(dev)).cpu(), W) for k in range(SEAM_SEEDS)]
