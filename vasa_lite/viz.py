@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vasa_lite.errors import InputError
+
 
 def as_uint8_hwc(frames) -> np.ndarray:
     """Any frame batch (torch [N,3,H,W] in [0,1], or uint8 [N,H,W,3]) as uint8 [N,H,W,3]."""
@@ -125,8 +127,6 @@ def sampling_animation(timesteps, x_t, x0_hat, fps: float = 25.0, label: str = "
 
     x_t, x0_hat = np.asarray(x_t, np.float64), np.asarray(x0_hat, np.float64)
     if x_t.shape != x0_hat.shape or x_t.ndim != 2 or len(timesteps) != len(x_t):
-        from vasa_lite.errors import InputError
-
         raise InputError(f"sampling_animation wants K timesteps and two [K, W] arrays (one motion channel per step), "
                          f"got {len(timesteps)} timesteps and arrays {x_t.shape}, {x0_hat.shape}")
     sec = np.arange(x_t.shape[1]) / fps
