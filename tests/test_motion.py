@@ -188,6 +188,32 @@ def test_condition_dropout_rates_are_the_papers():
     assert int(m["audio_len"][cut].min()) >= 1 and int(m["audio_len"].max()) == CFG.window
 
 
+def test_x0_skip_adds_the_network_to_a_scaled_copy_of_x_t():
+    """x0_skip: x0_hat = sqrt(abar_t) X_t + sqrt(1 - abar_t) F, so with F = 0 the prediction is the skip alone, X_t
+    itself at the lowest noise and nothing at the highest; without it x0_hat = F."""
+    import dataclasses
+
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(2, CFG.window, M, generator=gen)
+    cond = random_cond(2, gen)
+    abar = NoiseSchedule(CFG.diffusion_steps, CFG.schedule).alphas_cumprod
+    for skip in (True, False):
+        torch.manual_seed(0)
+        n = MotionTransformer(dataclasses.replace(CFG, x0_skip=skip), M, DA).eval()
+        torch.nn.init.zeros_(n.out.weight)
+        torch.nn.init.zeros_(n.out.bias)
+        t = torch.tensor([0, CFG.diffusion_steps - 1])
+        with torch.no_grad():
+            out = n(x, t, cond)
+        if skip:
+            assert torch.allclose(out, abar[t].sqrt().view(2, 1, 1) * x)
+            assert torch.allclose(out[0], x[0], atol=0.02) and out[1].abs().max() < 0.02
+        else:
+            assert torch.count_nonzero(out) == 0
+    reg = MotionTransformer(dataclasses.replace(CFG, x0_skip=True), M, DA, regression=True)
+    assert not reg.x0_skip                                    # the baseline has no X_t to skip from
+
+
 def test_dropped_or_cut_conditions_do_not_reach_the_output(net):
     gen = torch.Generator().manual_seed(1)
     x, t = torch.randn(1, CFG.window, M, generator=gen), torch.tensor([300])
@@ -394,6 +420,22 @@ def test_cli_trains_a_motion_variant_with_set_and_keeps_the_shipped_one(tmp_path
     assert "velocity_weight" in capsys.readouterr().err                          # names the accepted keys
     assert main(["train", "audio", "--preset", "smoke", "--set", "lr=1", "--out", str(out)]) == 2
     assert "latent, motion" in capsys.readouterr().err
+
+
+def test_a_skip_variant_loads_with_its_own_parameterisation(tmp_path):
+    """`--set x0_skip=true` trains the skip parameterisation; the loader rebuilds each generator as its checkpoint
+    records (the shipped ones predate the switch: no skip), so both generate under the same preset."""
+    from vasa_lite.cli import main
+    from vasa_lite.motion.train import checkpoint_file
+
+    out = tmp_path / "motion_skip.pt"
+    assert main(["train", "motion", "--preset", "smoke", "--steps", "20", "--set", "x0_skip=true",
+                 "--out", str(out), "--quiet"]) == 0
+    skip, plain = load_motion("smoke", out), load_motion("smoke", checkpoint_file("smoke"))
+    assert skip.x0_skip and not plain.x0_skip and skip.meta["extra"]["config"]["x0_skip"] is True
+    feats = torch.randn(30, DA, generator=torch.Generator().manual_seed(0))
+    a, b = (generate_motion(feats, model=m, seed=0) for m in (skip, plain))
+    assert a.shape == b.shape == (30, M) and torch.isfinite(a).all() and not torch.allclose(a, b)
 
 
 def test_shipped_smoke_checkpoints_load():

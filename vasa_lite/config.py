@@ -174,6 +174,9 @@ class MotionConfig:
     prev_dropout: float = 0.5      # previous-window motion and audio, dropped together (a first window has none)
     audio_trunc: float = 0.1       # probability that a window's final audio frames are cut (short audio)
     velocity_weight: float = 0.0   # weight of an extra loss on frame-to-frame differences (ablation; paper: 0)
+    # x0_hat = sqrt(abar_t) X_t + sqrt(1 - abar_t) F: the network F adds to a skip from X_t, so at low noise it need
+    # not rebuild X_t itself (the preconditioning of Karras et al. 2022); False: x0_hat = F
+    x0_skip: bool = False
     guidance_audio: float = 0.5    # default CFG scale lambda_audio (the paper's)
     guidance_gaze: float = 1.0     # default CFG scale lambda_gaze (the paper's)
     steps: int = 6000

@@ -20,6 +20,11 @@ Dropping is per sample, through boolean masks in `cond["drop"]`, so conditional 
 share one batch (guidance.guided_x0). Truncated audio (the window's final frames cut) uses the audio's empty
 embedding on the cut frames only.
 
+With cfg.x0_skip the prediction is x0_hat = sqrt(abar_t) X_t + sqrt(1 - abar_t) F(X_t, t, C): the network F adds to a
+skip from X_t (the optimal guess for unit-variance data with F = 0), so at low noise it need not carry X_t through
+its layers (Karras et al. 2022's preconditioning; F's target is then minus the v of v-prediction). Off by default
+(the paper's x0 = F); the checkpoint records which one it is.
+
 `regression=True` is the baseline without diffusion: no timestep token, and the window's tokens carry a learned
 query vector instead of noisy frames; the network maps the conditions straight to the motion.
 
@@ -78,6 +83,12 @@ class MotionTransformer(nn.Module):
             self.query = nn.Parameter(torch.randn(d) * 0.02)     # what the window's tokens carry instead of X_t
         else:
             self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        self.x0_skip = bool(getattr(cfg, "x0_skip", False)) and not self.regression
+        if self.x0_skip:                                          # abar_t of the training schedule, for the skip
+            from vasa_lite.motion.schedule import NoiseSchedule
+
+            self.register_buffer("abar", NoiseSchedule(cfg.diffusion_steps, cfg.schedule).alphas_cumprod.clone(),
+                                 persistent=False)
         self.pos = nn.Parameter(torch.randn(self.n_cond + cfg.prev + cfg.window, d) * 0.02)
         layer = nn.TransformerEncoderLayer(d, cfg.heads, cfg.ffn, cfg.dropout, activation="gelu", batch_first=True,
                                            norm_first=True)
@@ -172,7 +183,11 @@ class MotionTransformer(nn.Module):
 
         h = torch.cat(tokens + [prev, win], 1) + self.pos
         h = self.encoder(h)
-        return self.out(self.norm(h[:, -W:]))
+        f = self.out(self.norm(h[:, -W:]))
+        if not self.x0_skip:
+            return f
+        ab = self.abar[t.to(dev).long()].view(b, 1, 1)
+        return ab.sqrt() * x_t + (1 - ab).sqrt() * f
 
 
 def motion_dim(preset) -> int:
@@ -182,12 +197,17 @@ def motion_dim(preset) -> int:
     return 6 + get_preset(preset).latent.dyn_dim
 
 
-def build_network(preset, regression: bool = False, audio_dim: "int | None" = None) -> MotionTransformer:
-    """An untrained network of the preset's shape (audio_dim: default the audio encoder's width)."""
+def build_network(preset, regression: bool = False, audio_dim: "int | None" = None,
+                  x0_skip: "bool | None" = None) -> MotionTransformer:
+    """An untrained network of the preset's shape (audio_dim: default the audio encoder's width; x0_skip: default
+    the preset's)."""
+    import dataclasses
+
     from vasa_lite.config import get_preset
 
     p = get_preset(preset)
-    return MotionTransformer(p.motion, motion_dim(p), int(audio_dim or p.audio.width), regression=regression)
+    cfg = p.motion if x0_skip is None else dataclasses.replace(p.motion, x0_skip=bool(x0_skip))
+    return MotionTransformer(cfg, motion_dim(p), int(audio_dim or p.audio.width), regression=regression)
 
 
 __all__ = ["MotionTransformer", "CONDITIONS", "DROPPABLE", "build_network", "motion_dim", "timestep_embedding"]

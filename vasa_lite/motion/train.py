@@ -9,6 +9,8 @@ Each step draws B windows of W frames from the cached motion sequences (data.sam
 - noises the normalised motion X_0 to X_t = sqrt(abar_t) X_0 + sqrt(1 - abar_t) eps with t uniform over the T
   training steps, and minimises the simple loss E || X_0 - H(X_t, t, C) ||^2 over the window's real frames,
   plus velocity_weight times the same loss on frame-to-frame differences (an ablation; 0 in the paper).
+  With x0_skip the network's output F is added to a skip from X_t (network.MotionTransformer); the loss is the
+  same x0 loss on the sum. Both are switches (`--set velocity_weight=1`, `--set x0_skip=true`), off by default.
 
 baseline="regression": the same network without noise (network.MotionTransformer(regression=True)) maps the
 conditions straight to the motion with the same loss and the same condition dropout: the baseline the diffusion
@@ -32,6 +34,8 @@ BASELINES = ("regression",)
 # MotionConfig settings that change training or sampling, not the weights: a checkpoint stays loadable.
 TRAINING_ONLY = ("cond_dropout", "prev_dropout", "audio_trunc", "velocity_weight", "guidance_audio", "guidance_gaze",
                  "sample_steps", "ddim_steps")
+# MotionConfig settings that each checkpoint records and is rebuilt with, whatever the preset says.
+RECORDED = ("x0_skip",)
 
 
 def component_name(baseline=None) -> str:
@@ -224,11 +228,15 @@ def load_motion(preset="cpu", path=None, device=None, baseline=False, latent=Non
         flag = " --baseline regression" if component == "regression" else ""
         raise CheckpointError(f"checkpoint not found: {path}; train it with `vasa-lite train motion --preset {p.name}"
                               f"{flag}` or check the path")
-    # a generator trained on other audio features (the mel ablation) has their width, recorded in its metadata
-    model = load_trained(component, p, path, device, lambda q: q.motion,
-                         lambda q, meta: build_network(q, regression=component == "regression",
-                                                       audio_dim=(meta.get("extra") or {}).get("audio_dim")),
-                         frozen=True, training_only=TRAINING_ONLY)
+    # a generator trained on other audio features (the mel ablation) has their width, and one trained with or
+    # without the x0 skip its parameterisation (older ones: without), recorded in its metadata
+    def build(q, meta):
+        extra = meta.get("extra") or {}
+        return build_network(q, regression=component == "regression", audio_dim=extra.get("audio_dim"),
+                             x0_skip=bool((extra.get("config") or {}).get("x0_skip", False)))
+
+    model = load_trained(component, p, path, device, lambda q: q.motion, build, frozen=True,
+                         training_only=TRAINING_ONLY + RECORDED)
     from vasa_lite.motion.data import latent_sources
 
     trained_on, now = latent_sources(model.meta, latent or checkpoint_path("latent", p.name))
