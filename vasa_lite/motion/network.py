@@ -83,7 +83,7 @@ class MotionTransformer(nn.Module):
             self.query = nn.Parameter(torch.randn(d) * 0.02)     # what the window's tokens carry instead of X_t
         else:
             self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
-        self.x0_skip = bool(getattr(cfg, "x0_skip", False)) and not self.regression
+        self.x0_skip = bool(cfg.x0_skip) and not self.regression
         if self.x0_skip:                                          # abar_t of the training schedule, for the skip
             from vasa_lite.motion.schedule import NoiseSchedule
 
