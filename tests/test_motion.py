@@ -214,6 +214,44 @@ def test_x0_skip_adds_the_network_to_a_scaled_copy_of_x_t():
     assert not reg.x0_skip                                    # the baseline has no X_t to skip from
 
 
+def test_loss_weights_v_is_a_uniform_loss_on_the_skip_output_and_min_snr_is_capped():
+    """loss_weight="v" with the skip: the weighted x0 loss equals the plain mean squared error of the network's own
+    output F against its target (x0 - sqrt(abar_t) X_t) / sqrt(1 - abar_t), at every t. "min_snr": min(SNR_t, 5),
+    so low noise weighs 5 and the noisiest steps almost nothing; "x0" weighs all alike (the paper's loss)."""
+    import dataclasses
+
+    from vasa_lite.motion.train import motion_loss, timestep_weights
+
+    sched = NoiseSchedule(CFG.diffusion_steps, CFG.schedule)
+    torch.manual_seed(0)
+    n = MotionTransformer(dataclasses.replace(CFG, x0_skip=True), M, DA).eval()
+    gen = torch.Generator().manual_seed(5)
+    b = 3
+    x0 = torch.randn(b, CFG.window, M, generator=gen)
+    batch = {"motion": x0, "valid": torch.ones(b, CFG.window, dtype=torch.bool)}
+    cond = random_cond(b, gen)
+    for t in (torch.tensor([0, 0, 0]), torch.tensor([5, 400, 999])):
+        with torch.no_grad():
+            got = motion_loss(n, sched, batch, cond, torch.Generator().manual_seed(1), t=t, loss_weight="v")
+            noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+            x_t = sched.q_sample(x0, t, noise)
+            ab = sched.alphas_cumprod[t].view(-1, 1, 1)
+            f = (n(x_t, t, cond) - ab.sqrt() * x_t) / (1 - ab).sqrt()
+            target = (x0 - ab.sqrt() * x_t) / (1 - ab).sqrt()
+        assert float(got["loss"]) == pytest.approx(float(((f - target) ** 2).mean()), rel=1e-3)
+        assert float(got["loss"]) < 10                      # no blow-up at t = 0, where 1 / (1 - abar_t) ~ 1e4
+    t = torch.arange(0, CFG.diffusion_steps, 50)
+    w = timestep_weights(sched, t, "min_snr")
+    snr = sched.alphas_cumprod[t] / (1 - sched.alphas_cumprod[t])
+    assert torch.allclose(w, snr.clamp(max=5.0)) and float(w[0]) == 5.0 and float(w[-1]) < 0.01
+    assert bool((w.diff() <= 0).all())
+    assert torch.equal(timestep_weights(sched, t, "x0"), torch.ones(len(t)))
+    with pytest.raises(InputError, match="x0_skip"):
+        timestep_weights(sched, t, "v", x0_skip=False)
+    with pytest.raises(InputError, match="min_snr"):
+        timestep_weights(sched, t, "snr")
+
+
 def test_dropped_or_cut_conditions_do_not_reach_the_output(net):
     gen = torch.Generator().manual_seed(1)
     x, t = torch.randn(1, CFG.window, M, generator=gen), torch.tensor([300])

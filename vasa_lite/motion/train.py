@@ -11,6 +11,10 @@ Each step draws B windows of W frames from the cached motion sequences (data.sam
   plus velocity_weight times the same loss on frame-to-frame differences (an ablation; 0 in the paper).
   With x0_skip the network's output F is added to a skip from X_t (network.MotionTransformer); the loss is the
   same x0 loss on the sum. Both are switches (`--set velocity_weight=1`, `--set x0_skip=true`), off by default.
+- weighs each window's loss by its timestep with cfg.loss_weight (`--set loss_weight=v`): "x0" weighs every t
+  alike (the paper's simple loss); "v" by 1 / (1 - abar_t), which with the skip is a uniform loss on the network's
+  own output F (EDM's weighting: without it F gets almost no gradient at low noise, where it must remove the last
+  noise); "min_snr" by min(SNR_t, 5) (Min-SNR weighting), which shifts the weight from high to low noise.
 
 baseline="regression": the same network without noise (network.MotionTransformer(regression=True)) maps the
 conditions straight to the motion with the same loss and the same condition dropout: the baseline the diffusion
@@ -32,8 +36,10 @@ from vasa_lite.motion.schedule import NoiseSchedule
 
 BASELINES = ("regression",)
 # MotionConfig settings that change training or sampling, not the weights: a checkpoint stays loadable.
-TRAINING_ONLY = ("cond_dropout", "prev_dropout", "audio_trunc", "velocity_weight", "guidance_audio", "guidance_gaze",
-                 "sample_steps", "ddim_steps")
+TRAINING_ONLY = ("cond_dropout", "prev_dropout", "audio_trunc", "velocity_weight", "loss_weight", "guidance_audio",
+                 "guidance_gaze", "sample_steps", "ddim_steps")
+LOSS_WEIGHTS = ("x0", "v", "min_snr")
+MIN_SNR_GAMMA = 5.0            # Hang et al. (2023)'s cap on the signal-to-noise weight
 # MotionConfig settings that each checkpoint records and is rebuilt with, whatever the preset says.
 RECORDED = ("x0_skip",)
 
@@ -85,12 +91,31 @@ def make_condition(batch: dict, model: MotionTransformer, masks: "dict | None" =
             "drop": drop}
 
 
+def timestep_weights(schedule: NoiseSchedule, t: torch.Tensor, kind: str = "x0", x0_skip: bool = False
+                     ) -> torch.Tensor:
+    """The loss weight [B] of each window's timestep t [B] (cfg.loss_weight; see the module doc)."""
+    if kind not in LOSS_WEIGHTS:
+        raise InputError(f"unknown motion loss_weight {kind!r}; choose one of: {', '.join(LOSS_WEIGHTS)}")
+    ab = schedule.alphas_cumprod.to(t.device)[t]
+    if kind == "v":
+        if not x0_skip:
+            # without the skip, 1 / (1 - abar_t) reaches ~1e4 at t = 0 on the x0 error itself
+            raise InputError("loss_weight=v weighs the skip's output F; use it with x0_skip=true")
+        return 1 / (1 - ab)
+    if kind == "min_snr":
+        return (ab / (1 - ab)).clamp(max=MIN_SNR_GAMMA)
+    return torch.ones_like(ab)
+
+
 def motion_loss(model: MotionTransformer, schedule: "NoiseSchedule | None", batch: dict, cond: dict,
-                generator: torch.Generator, velocity_weight: float = 0.0, t: "torch.Tensor | None" = None) -> dict:
-    """{"loss", "x0" [, "velocity"]}: the simple x0 loss over the window's real frames (+ velocity term)."""
+                generator: torch.Generator, velocity_weight: float = 0.0, t: "torch.Tensor | None" = None,
+                loss_weight: str = "x0") -> dict:
+    """{"loss", "x0" [, "velocity"]}: the x0 loss over the window's real frames (+ velocity term), each window
+    weighted by its timestep (timestep_weights; "x0" holds the unweighted x0 loss, for logs)."""
     dev = cond["audio"].device
     x0 = model.normalise(batch["motion"].to(dev))
     valid = batch["valid"].to(dev).float()[..., None]
+    w = torch.ones(x0.shape[0], 1, 1, device=dev)
     if model.regression:
         pred = model(None, None, cond)
     else:
@@ -98,14 +123,17 @@ def motion_loss(model: MotionTransformer, schedule: "NoiseSchedule | None", batc
         t = schedule.sample_timesteps(b, generator) if t is None else t
         noise = torch.randn(x0.shape, generator=generator).to(dev)
         pred = model(schedule.q_sample(x0, t.to(dev), noise), t.to(dev), cond)
+        w = timestep_weights(schedule, t.to(dev), loss_weight, model.x0_skip).view(-1, 1, 1)
     m = x0.shape[-1]
-    x0_loss = ((pred - x0) ** 2 * valid).sum() / (valid.sum() * m).clamp_min(1)
-    out = {"loss": x0_loss, "x0": x0_loss.detach()}
+    err = (pred - x0) ** 2 * valid
+    x0_loss = err.sum() / (valid.sum() * m).clamp_min(1)
+    loss = (w * err).sum() / (valid.sum() * m).clamp_min(1)
+    out = {"loss": loss, "x0": x0_loss.detach()}
     if velocity_weight > 0:
         vv = valid[:, 1:] * valid[:, :-1]
-        vel = ((pred.diff(dim=1) - x0.diff(dim=1)) ** 2 * vv).sum() / (vv.sum() * m).clamp_min(1)
-        out["loss"] = x0_loss + velocity_weight * vel
-        out["velocity"] = vel.detach()
+        vel_err = (pred.diff(dim=1) - x0.diff(dim=1)) ** 2 * vv
+        out["loss"] = loss + velocity_weight * (w * vel_err).sum() / (vv.sum() * m).clamp_min(1)
+        out["velocity"] = (vel_err.sum() / (vv.sum() * m).clamp_min(1)).detach()
     return out
 
 
@@ -129,6 +157,9 @@ def train_motion(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
     component = component_name(baseline)
     regression = component == "regression"
     cfg = dataclasses.replace(p.motion, **(overrides or {}))
+    if not regression:                      # a bad loss_weight fails here, before the data is loaded
+        timestep_weights(NoiseSchedule(cfg.diffusion_steps, cfg.schedule), torch.zeros(1, dtype=torch.long),
+                         cfg.loss_weight, cfg.x0_skip)
     seed_everything(seed)
     dev = pick_device(device)
     data = motion_data(p, "train", root=root, world_root=world_root, progress=progress, device=dev, latent=latent)
@@ -165,7 +196,8 @@ def train_motion(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
         # the noise of this rank's windows: from gen it would be the same on every rank, so under torchrun it comes
         # from the rank's own global RNG (seeded seed + rank); with one process gen, as always
         noise_gen = gen if dist_info()[1] == 1 else torch.default_generator
-        return motion_loss(model, schedule, batch, cond, noise_gen, cfg.velocity_weight, t=t)
+        return motion_loss(model, schedule, batch, cond, noise_gen, cfg.velocity_weight, t=t,
+                           loss_weight=cfg.loss_weight)
 
     def eval_fn():
         return validation_loss(model, val, schedule, seed=seed)
@@ -246,5 +278,5 @@ def load_motion(preset="cpu", path=None, device=None, baseline=False, latent=Non
     return model
 
 
-__all__ = ["train_motion", "load_motion", "drop_masks", "make_condition", "motion_loss",
+__all__ = ["train_motion", "load_motion", "drop_masks", "make_condition", "motion_loss", "timestep_weights",
            "validation_loss", "checkpoint_file", "component_name", "TRAINING_ONLY"]
