@@ -115,6 +115,27 @@ def test_seam_jerk_finds_a_jump_at_a_window_boundary():
 # ---------------------------------------------------------------------------------------------------- CLI
 
 
+def test_latent_gaze_reads_z_dyn_in_degrees():
+    """The expression read-out gives fractions of each factor's range; latent_gaze turns them into degrees (0.5 of
+    gaze_yaw's [-30, 30] is 0 deg, 1.0 is 30), so the generator's own gaze error is in the rendered error's units."""
+    from vasa_lite.motion.evaluate import latent_gaze
+    from vasa_lite.world.params import DYNAMICS_NAMES, FACTORS
+
+    class Head(torch.nn.Module):                      # a stand-in latent: z_dyn is its own read-out
+        def __init__(self):
+            super().__init__()
+            self.expression_head = torch.nn.Identity()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+    z = np.full((3, len(DYNAMICS_NAMES)), 0.5, np.float32)
+    yaw, pitch = DYNAMICS_NAMES.index("gaze_yaw"), DYNAMICS_NAMES.index("gaze_pitch")
+    z[1, yaw], z[2, pitch] = 1.0, 0.0
+    g = latent_gaze(Head(), z)
+    assert np.allclose(g["gaze_yaw"], [0.0, FACTORS["gaze_yaw"].high, 0.0], atol=1e-5)
+    assert np.allclose(g["gaze_pitch"], [0.0, 0.0, FACTORS["gaze_pitch"].low], atol=1e-5)
+    assert np.allclose(g["blink"], (FACTORS["blink"].low + FACTORS["blink"].high) / 2)
+
+
 def test_cli_animate_writes_an_mp4_with_sound(tmp_path, speech, render, capsys, one_thread):
     from PIL import Image
 
@@ -210,7 +231,7 @@ def test_eval_motion_reports_every_row_and_metric(tmp_path, one_thread, monkeypa
         assert abs(want["distance"] - clip["meta"]["distance"]) < 1e-4
         assert np.abs(np.subtract(want["gaze"], clip["meta"]["gaze"])).max() < 5.0    # saccades around the main gaze
     for name, row in rep["controls"]["rows"].items():
-        assert set(row) == {"gaze_error_deg", "distance_error_pct", "emotion_acc"}
+        assert set(row) == {"gaze_error_deg", "latent_gaze_error_deg", "distance_error_pct", "emotion_acc"}
         assert all(finite(v) for v in row.values()), (name, row)
     assert set(rep["diversity"]) == set(generated) and rep["diversity"]["regression"] == 0.0
     assert all(finite(v) for v in rep["diversity"].values())

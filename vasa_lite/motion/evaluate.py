@@ -22,7 +22,9 @@ For the generated rows, also:
 - controls: the same clips generated with gaze (15, -10), distance 1.15 and an emotion (`CONTROLS`: clip k asks for
   the k-th of the five emotions, cycled, so every emotion is asked for), read back by the attribute estimator: gaze
   error (degrees, mean over yaw and pitch of the clip's main gaze, eyes open), distance error (%) and emotion
-  accuracy (clip-level emotion), also per requested emotion. With relative pose (the default, see
+  accuracy (clip-level emotion), also per requested emotion; and the latent gaze error: the same main gaze read
+  from the motion's z_dyn by the latent model's expression read-out, before any rendering (what the motion asks
+  for; the rendered error adds what the decoder does not show). With relative pose (the default, see
   motion.animate) distance is relative to the portrait, so the expected distance is the row's own distance
   without the control times 1.15 / the training mean distance; with absolute pose that is about 1.15 itself;
 - what the decoder can show of the controls (a row of its own, not generated): each clip's portrait driven by the
@@ -115,11 +117,32 @@ def true_controls(bank: dict, i: int) -> dict:
             "emotion": EMOTIONS[int(bank["emotion"][i])]}
 
 
+def latent_gaze(latent, z_dyn) -> dict:
+    """The gaze (yaw, pitch, degrees) and blink that the latent model's expression read-out gives per frame from
+    z_dyn [T, dyn_dim] (its outputs are fractions of each factor's range, latent.train.expression_targets)."""
+    from vasa_lite.world.params import FACTORS
+
+    dev = next(latent.parameters()).device
+    z = torch.as_tensor(np.asarray(z_dyn), dtype=torch.float32, device=dev)
+    e = latent.expression_head(z).detach().cpu().numpy()
+    out = {}
+    for name in ("gaze_yaw", "gaze_pitch", "blink"):
+        f = FACTORS[name]
+        out[name] = f.low + e[:, DYNAMICS_NAMES.index(name)] * (f.high - f.low)
+    return out
+
+
+def _gaze_error(est: dict, ctrl: dict) -> float:
+    """Degrees between a clip's main gaze (main_gaze of per-frame gaze_yaw, gaze_pitch, blink) and ctrl["gaze"],
+    averaged over yaw and pitch."""
+    return float(np.abs(main_gaze(est) - np.asarray(ctrl["gaze"])).mean())
+
+
 def _control_errors(est: dict, ctrl: dict, distance: float) -> dict:
     """How far a video's estimated attributes are from the requested controls (expected distance `distance`)."""
     from vasa_lite.instruments.attributes import clip_emotion
 
-    return {"gaze_error_deg": float(np.abs(main_gaze(est) - np.asarray(ctrl["gaze"])).mean()),
+    return {"gaze_error_deg": _gaze_error(est, ctrl),
             "distance_error_pct": 100 * abs(float(est["distance"].mean()) - distance) / distance,
             "emotion_acc": float(clip_emotion(logits=est["emotion_logits"])["emotion"] == ctrl["emotion"])}
 
@@ -129,6 +152,7 @@ def markdown_table(report: dict) -> str:
     cols = [("Sc ↑", "Sc"), ("Sd ↓", "Sd"), ("mouth r ↑", "mouth_r"), ("latent mouth r ↑", "latent_mouth_r"),
             ("CAPP ↑", "capp"), ("ΔP", "delta_p"),
             ("FVD-lite ↓", "fvd_lite"), ("identity ↑", "identity"), ("gaze err ° ↓", "gaze_error_deg"),
+            ("latent gaze err ° ↓", "latent_gaze_error_deg"),
             ("dist err % ↓", "distance_error_pct"), ("emotion acc ↑", "emotion_acc"), ("diversity °", "diversity"),
             ("seam jerk ratio", "seam_ratio")]
     lines = ["| motion | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -214,7 +238,8 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
     names = [REAL, RECON] + list(rows_kw)
     per = {n: {k: [] for k in METRICS} for n in names}
     feats_fvd = {n: [] for n in names}
-    ctrl_per = {n: {"gaze_error_deg": [], "distance_error_pct": [], "emotion_acc": []} for n in [OTHER, *rows_kw]}
+    ctrl_per = {n: {"gaze_error_deg": [], "latent_gaze_error_deg": [], "distance_error_pct": [], "emotion_acc": []}
+                for n in [OTHER, *rows_kw]}
     by_emotion: dict = {n: {} for n in rows_kw}             # emotion accuracy per requested emotion
     actor = np.asarray(bank["actor"])
     coded: dict = {}                        # motion codes per clip: a clip is also its partner's ceiling driver
@@ -251,6 +276,7 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
             want = true_controls(bank, others[0])
             for key, value in _control_errors(est, want, want["distance"]).items():
                 ctrl_per[OTHER][key].append(value)
+            ctrl_per[OTHER]["latent_gaze_error_deg"].append(_gaze_error(latent_gaze(latent, oc["z_dyn"]), want))
 
         truth_jaw = bank["tracks"][a:b, jaw_col]
         own = correlation(latent_jaw(codes["z_dyn"]), truth_jaw)            # the real clip's own motion, encoded
@@ -270,7 +296,10 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
             except InputError:
                 pass                                              # a clip shorter than one FVD window
             if name in rows_kw:                                   # the same clip with the controls set
-                est = estimate(drive(generate(feats, rows_kw[name], seed, **clip_ctrl)), att)
+                controlled = generate(feats, rows_kw[name], seed, **clip_ctrl)
+                est = estimate(drive(controlled), att)
+                ctrl_per[name]["latent_gaze_error_deg"].append(
+                    _gaze_error(latent_gaze(latent, controlled[:, 6:].cpu()), clip_ctrl))
                 want = ctrl["distance"] * (float(r["distance_mean"]) / float(model.distance_mean)
                                            if pose == "relative" else 1.0)
                 for key, value in _control_errors(est, clip_ctrl, want).items():
@@ -370,4 +399,4 @@ def bench_motion(preset="cpu", seed: int = 0, device=None, frames: "int | None" 
 
 
 __all__ = ["eval_motion", "bench_motion", "seam_jerk", "markdown_table", "correlation", "main_gaze", "true_controls",
-           "CONTROLS", "GENERATED", "METRICS"]
+           "latent_gaze", "CONTROLS", "GENERATED", "METRICS"]
