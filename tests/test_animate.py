@@ -115,10 +115,10 @@ def test_seam_jerk_finds_a_jump_at_a_window_boundary():
 # ---------------------------------------------------------------------------------------------------- CLI
 
 
-def test_latent_gaze_reads_z_dyn_in_degrees():
-    """The expression read-out gives fractions of each factor's range; latent_gaze turns them into degrees (0.5 of
+def test_latent_factors_read_z_dyn_in_world_units():
+    """The expression read-out gives fractions of each factor's range; latent_factors turns them into degrees (0.5 of
     gaze_yaw's [-30, 30] is 0 deg, 1.0 is 30), so the generator's own gaze error is in the rendered error's units."""
-    from vasa_lite.motion.evaluate import latent_gaze
+    from vasa_lite.motion.evaluate import latent_factors
     from vasa_lite.world.params import DYNAMICS_NAMES, FACTORS
 
     class Head(torch.nn.Module):                      # a stand-in latent: z_dyn is its own read-out
@@ -130,10 +130,11 @@ def test_latent_gaze_reads_z_dyn_in_degrees():
     z = np.full((3, len(DYNAMICS_NAMES)), 0.5, np.float32)
     yaw, pitch = DYNAMICS_NAMES.index("gaze_yaw"), DYNAMICS_NAMES.index("gaze_pitch")
     z[1, yaw], z[2, pitch] = 1.0, 0.0
-    g = latent_gaze(Head(), z)
+    g = latent_factors(Head(), z)
     assert np.allclose(g["gaze_yaw"], [0.0, FACTORS["gaze_yaw"].high, 0.0], atol=1e-5)
     assert np.allclose(g["gaze_pitch"], [0.0, 0.0, FACTORS["gaze_pitch"].low], atol=1e-5)
     assert np.allclose(g["blink"], (FACTORS["blink"].low + FACTORS["blink"].high) / 2)
+    assert set(latent_factors(Head(), z, ("jaw",))) == {"jaw"}
 
 
 def test_cli_animate_writes_an_mp4_with_sound(tmp_path, speech, render, capsys, one_thread):

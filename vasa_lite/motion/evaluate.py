@@ -117,19 +117,16 @@ def true_controls(bank: dict, i: int) -> dict:
             "emotion": EMOTIONS[int(bank["emotion"][i])]}
 
 
-def latent_gaze(latent, z_dyn) -> dict:
-    """The gaze (yaw, pitch, degrees) and blink that the latent model's expression read-out gives per frame from
-    z_dyn [T, dyn_dim] (its outputs are fractions of each factor's range, latent.train.expression_targets)."""
+def latent_factors(latent, z_dyn, names=("gaze_yaw", "gaze_pitch", "blink")) -> dict:
+    """What the latent model's expression read-out gives per frame from z_dyn [T, dyn_dim] for each factor in
+    `names`, in world units (gaze in degrees; the read-out gives fractions of each range, latent.train.
+    expression_targets): what the motion asks for, before any rendering. The defaults are what main_gaze needs."""
     from vasa_lite.world.params import FACTORS
 
     dev = next(latent.parameters()).device
     z = torch.as_tensor(np.asarray(z_dyn), dtype=torch.float32, device=dev)
     e = latent.expression_head(z).detach().cpu().numpy()
-    out = {}
-    for name in ("gaze_yaw", "gaze_pitch", "blink"):
-        f = FACTORS[name]
-        out[name] = f.low + e[:, DYNAMICS_NAMES.index(name)] * (f.high - f.low)
-    return out
+    return {n: FACTORS[n].low + e[:, DYNAMICS_NAMES.index(n)] * (FACTORS[n].high - FACTORS[n].low) for n in names}
 
 
 def _gaze_error(est: dict, ctrl: dict) -> float:
@@ -266,8 +263,7 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
             return render_generated(latent, source, model, m, pose)[1]
 
         def latent_jaw(z_dyn):                               # the jaw the motion asks for, before rendering
-            z = torch.as_tensor(np.asarray(z_dyn), dtype=torch.float32, device=dev)
-            return latent.expression_head(z)[:, DYNAMICS_NAMES.index("jaw")].detach().cpu().numpy()
+            return latent_factors(latent, z_dyn, ("jaw",))["jaw"]
 
         others = [int(o) for o in np.flatnonzero(actor == actor[ci]) if o != ci]
         if others:                      # this portrait moved by the same actor's other clip: the controls' ceiling
@@ -276,7 +272,7 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
             want = true_controls(bank, others[0])
             for key, value in _control_errors(est, want, want["distance"]).items():
                 ctrl_per[OTHER][key].append(value)
-            ctrl_per[OTHER]["latent_gaze_error_deg"].append(_gaze_error(latent_gaze(latent, oc["z_dyn"]), want))
+            ctrl_per[OTHER]["latent_gaze_error_deg"].append(_gaze_error(latent_factors(latent, oc["z_dyn"]), want))
 
         truth_jaw = bank["tracks"][a:b, jaw_col]
         own = correlation(latent_jaw(codes["z_dyn"]), truth_jaw)            # the real clip's own motion, encoded
@@ -299,7 +295,7 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
                 controlled = generate(feats, rows_kw[name], seed, **clip_ctrl)
                 est = estimate(drive(controlled), att)
                 ctrl_per[name]["latent_gaze_error_deg"].append(
-                    _gaze_error(latent_gaze(latent, controlled[:, 6:].cpu()), clip_ctrl))
+                    _gaze_error(latent_factors(latent, controlled[:, 6:].cpu()), clip_ctrl))
                 want = ctrl["distance"] * (float(r["distance_mean"]) / float(model.distance_mean)
                                            if pose == "relative" else 1.0)
                 for key, value in _control_errors(est, clip_ctrl, want).items():
@@ -399,4 +395,4 @@ def bench_motion(preset="cpu", seed: int = 0, device=None, frames: "int | None" 
 
 
 __all__ = ["eval_motion", "bench_motion", "seam_jerk", "markdown_table", "correlation", "main_gaze", "true_controls",
-           "latent_gaze", "CONTROLS", "GENERATED", "METRICS"]
+           "latent_factors", "CONTROLS", "GENERATED", "METRICS"]
