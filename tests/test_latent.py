@@ -158,6 +158,31 @@ def test_checkpoint_of_another_preset_or_component_is_refused(tmp_path):
         load_latent("smoke", bad)
 
 
+def test_expression_transfer_scores_a_perfect_and_a_frozen_decoder():
+    """A decoder that shows the driver exactly scores the drivers' own r and gain; one that returns the source
+    unmoved scores the source's r: the measure sees the decoder, not the estimator."""
+    from vasa_lite.instruments.attributes import load_attributes
+    from vasa_lite.latent.evaluate import TRANSFER_FACTORS, expression_transfer
+    from vasa_lite.latent.train import latent_bank
+
+    class Stub(torch.nn.Module):
+        def __init__(self, show_driver: bool):
+            super().__init__()
+            self.register_buffer("grid", torch.zeros(1))
+            self.show_driver = show_driver
+
+        def reenact(self, xi, xj):
+            return xj if self.show_driver else xi
+
+    bank, att = latent_bank("smoke", "test", progress=False), load_attributes("smoke")
+    perfect = expression_transfer(Stub(True), bank, att, per_actor=2)
+    frozen = expression_transfer(Stub(False), bank, att, per_actor=2)
+    for f in TRANSFER_FACTORS:
+        assert perfect[f]["reenacted_r"] == pytest.approx(perfect[f]["driver_r"], abs=2e-3), f
+        assert perfect[f]["reenacted_gain"] == pytest.approx(perfect[f]["driver_gain"], abs=2e-3), f
+        assert frozen[f]["reenacted_r"] == pytest.approx(frozen[f]["source_r"], abs=2e-3), f
+
+
 def test_ridge_probe_finds_linear_signal_and_not_noise():
     from vasa_lite.latent.evaluate import ridge_r2
 
@@ -179,6 +204,7 @@ def test_eval_reports_every_figure_on_smoke(one_thread):
     assert np.isfinite(r["pose_control"]["mae_deg"])
     et = r["expression_transfer"]
     assert et["pairs"] > 0 and all(-1 <= et[f]["reenacted_r"] <= 1 for f in ("jaw", "blink", "gaze_yaw"))
+    assert all(np.isfinite(et[f]["reenacted_gain"]) and np.isfinite(et[f]["driver_gain"]) for f in ("jaw", "gaze_yaw"))
     assert set(r["targets"]) == {"self_psnr_db", "cross_psnr_db", "pose_r2_from_z_dyn_max", "jaw_r2_from_z_dyn",
                                  "blink_r2_from_z_dyn", "pose_control_mae_deg_max"}
 

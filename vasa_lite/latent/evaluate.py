@@ -230,7 +230,9 @@ def expression_transfer(model: FaceLatentModel, bank: dict, attributes, per_acto
     """Does the decoder *show* the driving expression? Each test actor's first frame is the source, its next
     frames the drivers (same person: only the motion differs). The attribute estimator reads each factor from the
     reenacted frames; Pearson r with the drivers' true values, beside r for the drivers themselves (how well the
-    estimator reads it at all) and for the unmoved source (no transfer: about 0)."""
+    estimator reads it at all) and for the unmoved source (no transfer: about 0). r can be high while the change is
+    small, so the gain (the least-squares slope of the reading on the truth: 1 shows the whole change, 0 none) is
+    reported beside it, for the reenacted frames and the drivers."""
     from vasa_lite.instruments.banks import bank_batch
 
     actor = np.asarray(bank["actor"])
@@ -254,7 +256,11 @@ def expression_transfer(model: FaceLatentModel, bank: dict, attributes, per_acto
         def r(x):
             return round(float(np.corrcoef(x, truth)[0, 1]), 3) if np.std(x) > 0 else 0.0
 
-        out[f] = {"reenacted_r": r(est[f]), "driver_r": r(est_drv[f]), "source_r": r(est_src[f])}
+        def gain(x):
+            return round(float(np.polyfit(truth, x, 1)[0]), 3) if np.std(truth) > 0 else 0.0
+
+        out[f] = {"reenacted_r": r(est[f]), "driver_r": r(est_drv[f]), "source_r": r(est_src[f]),
+                  "reenacted_gain": gain(est[f]), "driver_gain": gain(est_drv[f])}
     out["pairs"] = int(len(src))
     return out
 
