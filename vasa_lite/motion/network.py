@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vasa_lite.errors import InputError
+from vasa_lite.motion.schedule import NoiseSchedule
 from vasa_lite.world.params import EMOTIONS, FACTORS
 
 CONDITIONS = ("audio", "gaze", "distance", "emotion")    # the conditions guidance can scale
@@ -85,8 +86,6 @@ class MotionTransformer(nn.Module):
             self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.x0_skip = bool(cfg.x0_skip) and not self.regression
         if self.x0_skip:                                          # abar_t of the training schedule, for the skip
-            from vasa_lite.motion.schedule import NoiseSchedule
-
             self.register_buffer("abar", NoiseSchedule(cfg.diffusion_steps, cfg.schedule).alphas_cumprod.clone(),
                                  persistent=False)
         self.pos = nn.Parameter(torch.randn(self.n_cond + cfg.prev + cfg.window, d) * 0.02)

@@ -157,9 +157,9 @@ def train_motion(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
     component = component_name(baseline)
     regression = component == "regression"
     cfg = dataclasses.replace(p.motion, **(overrides or {}))
-    if not regression:                      # a bad loss_weight fails here, before the data is loaded
-        timestep_weights(NoiseSchedule(cfg.diffusion_steps, cfg.schedule), torch.zeros(1, dtype=torch.long),
-                         cfg.loss_weight, cfg.x0_skip)
+    schedule = None if regression else NoiseSchedule(cfg.diffusion_steps, cfg.schedule)
+    if schedule is not None:                # a bad loss_weight fails here, before the data is loaded
+        timestep_weights(schedule, torch.zeros(1, dtype=torch.long), cfg.loss_weight, cfg.x0_skip)
     seed_everything(seed)
     dev = pick_device(device)
     data = motion_data(p, "train", root=root, world_root=world_root, progress=progress, device=dev, latent=latent)
@@ -176,7 +176,6 @@ def train_motion(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
     stats = motion_stats(data)
     model = MotionTransformer(cfg, data["motion"].shape[1], data["audio"].shape[1], regression=regression).to(dev)
     model.set_stats(stats)
-    schedule = None if regression else NoiseSchedule(cfg.diffusion_steps, cfg.schedule)
     steps = int(steps or cfg.steps)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4, betas=(0.9, 0.99))
     warm = max(1, min(500, steps // 20))
