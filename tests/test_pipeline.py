@@ -10,10 +10,12 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from vasa_lite.checkpoints import load_checkpoint
 from vasa_lite.paths import CHECKPOINT_DIR
 from vasa_lite.config import get_preset
+from vasa_lite.motion.data import encoder_identity
 from vasa_lite.pipeline import ablation_stages as stages_of_ablations
 from vasa_lite.pipeline import generator_steps
 from vasa_lite.pipeline import stage_done
@@ -33,7 +35,7 @@ def _train_all(folder, *extra, component="all"):
 def test_stages_run_in_dependency_order():
     names = [s["name"] for s in stages("smoke")]
     assert names.index("identity") < names.index("latent_blind") < names.index("latent_dynamics") \
-        < names.index("latent_base") < names.index("latent") < names.index("motion")
+        < names.index("latent_base") < names.index("latent_refiner") < names.index("latent") < names.index("motion")
     assert names[-1] == "regression" and set(FIRST) <= set(names)
 
 
@@ -45,12 +47,16 @@ def test_the_latent_space_first_trains_with_its_decoder_blind_to_z_dyn():
     dyn = st["latent_dynamics"]
     assert dyn["train"].endswith(":train_dynamics") and dyn["kwargs"]["init"] == st["latent_blind"]["checkpoint"]
     assert dyn["after"] == ("latent_blind",)
-    base, ref = st["latent_base"]["kwargs"], st["latent"]["kwargs"]
+    base, ref = st["latent_base"]["kwargs"], st["latent_refiner"]["kwargs"]
     assert base["overrides"]["dyn_in_decoder"] is True and base["init"] == dyn["checkpoint"]
     # z_dyn stays that stage's code: its encoder and read-out are frozen, and so is the pose encoder placing its crops
     assert set(base["freeze"]) == {"dynamics", "expression_head", "pose"}
     assert st["latent_base"]["after"] == ("latent_dynamics",)
     assert ref["init"] == st["latent_base"]["checkpoint"] and "dynamics" in ref["freeze"]
+    # last, the decoder trains on from the refiner stage with the base stage's recipe, the motion encoders frozen
+    dec = st["latent"]
+    assert dec["kwargs"]["init"] == st["latent_refiner"]["checkpoint"] and dec["after"] == ("latent_refiner",)
+    assert dec["kwargs"]["overrides"] == base["overrides"] and set(dec["kwargs"]["freeze"]) == set(base["freeze"])
 
 
 @pytest.mark.skipif(not all((CHECKPOINT_DIR / f"{c}_smoke.pt").exists() for c in FIRST),
@@ -60,11 +66,15 @@ def test_train_all_trains_what_is_missing_then_resumes(tmp_path):
         shutil.copy(CHECKPOINT_DIR / f"{c}_smoke.pt", tmp_path / f"{c}_smoke.pt")
     first = _train_all(tmp_path)
     assert all(first[c]["status"] == "already complete" for c in FIRST)
-    trained = ("latent_blind", "latent_dynamics", "latent_base", "latent", "motion", "regression")
+    trained = ("latent_blind", "latent_dynamics", "latent_base", "latent_refiner", "latent", "motion", "regression")
     assert all(first[c]["status"] == "trained" for c in trained)
     for c in trained:
         assert (tmp_path / f"{c}_smoke.pt").exists()
     assert load_checkpoint(tmp_path / "latent_blind_smoke.pt")[1]["extra"]["config"]["dyn_in_decoder"] is False
+    # the decoder stage leaves the motion encoders as the refiner stage had them, and the decoder not
+    refined, final = (load_checkpoint(tmp_path / f"{c}_smoke.pt")[0] for c in ("latent_refiner", "latent"))
+    assert encoder_identity(tmp_path / "latent_smoke.pt") == encoder_identity(tmp_path / "latent_refiner_smoke.pt")
+    assert any(not torch.equal(refined[k], final[k]) for k in final if k.startswith("renderer."))
     # the pipeline's product loads and runs from that folder
     env = {**os.environ, "VASA_LITE_CHECKPOINTS": str(tmp_path), "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "vasa_lite", "animate", "--preset", "smoke", "--image", "actor",
@@ -104,7 +114,7 @@ def test_ablation_stages_use_the_two_stage_latent_recipe_without_the_transfer_lo
     assert abl["latent_notransfer_base"]["kwargs"]["overrides"] == {"transfer_weight": 0.0}
     assert "init" not in abl["latent_notransfer_base"]["kwargs"]
     # the refiner stage is train all's, from the ablation's own base
-    ref, ref_main = abl["latent_notransfer"]["kwargs"], main["latent"]["kwargs"]
+    ref, ref_main = abl["latent_notransfer"]["kwargs"], main["latent_refiner"]["kwargs"]
     assert ref["init"] == abl["latent_notransfer_base"]["checkpoint"]
     assert {k: v for k, v in ref.items() if k not in ("init", "out")} == \
         {k: v for k, v in ref_main.items() if k not in ("init", "out")}
