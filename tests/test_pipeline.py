@@ -71,7 +71,7 @@ def test_train_all_trains_what_is_missing_then_resumes(tmp_path):
     for c in trained:
         assert (tmp_path / f"{c}_smoke.pt").exists()
     assert load_checkpoint(tmp_path / "latent_blind_smoke.pt")[1]["extra"]["config"]["dyn_in_decoder"] is False
-    # the decoder stage leaves the motion encoders as the refiner stage had them, and the decoder not
+    # the decoder stage keeps the motion encoders the refiner stage left, and trains the renderer on
     refined, final = (load_checkpoint(tmp_path / f"{c}_smoke.pt")[0] for c in ("latent_refiner", "latent"))
     assert encoder_identity(tmp_path / "latent_smoke.pt") == encoder_identity(tmp_path / "latent_refiner_smoke.pt")
     assert any(not torch.equal(refined[k], final[k]) for k in final if k.startswith("renderer."))

@@ -4,8 +4,8 @@ Order matters: the audio encoder and the instruments first (the latent space's c
 network), then the face latent space in five stages (the whole model with the decoder blind to z_dyn, then a new
 dynamics encoder alone on the crops that model's pose encoder places, then z_dyn in the decoder with the dynamics
 encoder frozen, then the expression refiner alone with the rest frozen, see latent.networks.ExpressionRefiner, then
-the whole decoder again with the motion encoders frozen), then the motion generator and the regression baseline (they learn from motion
-codes the latent space's encoders compute).
+the whole decoder again with the motion encoders frozen), then the motion generator and the regression baseline
+(they learn from motion codes the latent space's encoders compute).
 
 Each stage writes its checkpoint under data/checkpoints/ (or $VASA_LITE_CHECKPOINTS). A stage whose checkpoint is
 already complete (its recorded steps and settings are the stage's) is skipped; an interrupted one resumes from its
