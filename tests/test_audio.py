@@ -176,6 +176,48 @@ def test_trainer_resumes_exactly_where_it_stopped(tmp_path):
     assert read_log(tmp_path / "b.pt")[-1]["loss"] < read_log(tmp_path / "b.pt")[0]["loss"]
 
 
+def test_trainer_ema_saves_the_averaged_weights_and_resumes_them(tmp_path):
+    """With ema = d the checkpoint holds the moving average of the weight trajectory (warmed-up decay), not the last
+    weights, and a run stopped and resumed ends with the same average as one straight run."""
+    from vasa_lite.checkpoints import load_checkpoint
+
+    def run(path, ema, stop_at=None, trajectory=None):
+        torch.manual_seed(0)
+        net = torch.nn.Linear(3, 1)
+        opt = torch.optim.SGD(net.parameters(), lr=0.1)
+        w_true = torch.tensor([[1.0, -2.0, 0.5]])
+
+        def step_fn(step, gen):
+            if step == stop_at:
+                raise KeyboardInterrupt
+            if trajectory is not None:
+                trajectory.append(net.weight.detach().clone())
+            x = torch.randn(8, 3, generator=gen)
+            return {"loss": (net(x) - x @ w_true.T).pow(2).mean()}
+
+        trainer = Trainer(net, opt, component="toy", preset="smoke", path=path, progress=False, ckpt_every=100,
+                          ema=ema)
+        trainer.fit(step_fn, 12)
+        return net
+
+    weights = []                                         # w_0 .. w_11 before each step, then w_12
+    weights.append(run(tmp_path / "plain.pt", 0.0, trajectory=weights).weight.detach().clone())
+    expected = weights[0]
+    for k in range(12):                                  # the update after step k + 1
+        d = min(0.9, (2 + k) / (11 + k))
+        expected = d * expected + (1 - d) * weights[k + 1]
+    net = run(tmp_path / "a.pt", 0.9)
+    saved, _ = load_checkpoint(tmp_path / "a.pt", component="toy")
+    assert torch.equal(saved["weight"], net.weight)      # eval_fn and the file see the same (averaged) weights
+    assert torch.allclose(saved["weight"], expected, atol=1e-6)
+    assert not torch.allclose(saved["weight"], weights[-1], atol=1e-3)
+    with pytest.raises(InputError, match="ema"):
+        Trainer(torch.nn.Linear(1, 1), None, component="toy", preset="smoke", path=tmp_path / "c.pt", ema=1.0)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b.pt", 0.9, stop_at=7)
+    assert torch.equal(run(tmp_path / "b.pt", 0.9).weight, net.weight)
+
+
 # ------------------------------------------------------------------------------------------- checkpoints
 
 

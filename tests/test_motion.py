@@ -390,6 +390,29 @@ def test_generation_is_reproducible_by_seed_and_follows_the_previous_window(trai
     assert not torch.allclose(a[W:2 * W], d[W:2 * W], atol=1e-3 * float(model.motion_std.min()))
 
 
+def test_sampler_trace_records_every_step_and_ends_on_the_sample(trained):
+    from vasa_lite.motion.generate import check_controls, control_tokens, sample_window, window_sampler
+    from vasa_lite.motion.trace import mouth_by_step
+
+    model = trained["model"]
+    feats = torch.randn(CFG.window - 3, DA, generator=torch.Generator().manual_seed(2))
+    base, scales = control_tokens(model, check_controls(), "cpu"), guidance_scales(None, model.cfg)
+    smp = window_sampler(model, "ddpm", 12)
+    trace = []
+    traced = sample_window(model, smp, feats, base, scales, torch.Generator().manual_seed(0), trace=trace)
+    plain = sample_window(model, smp, feats, base, scales, torch.Generator().manual_seed(0))
+    assert torch.equal(traced, plain)                                    # tracing does not change the sample
+    assert [t for t, _ in trace] == smp.timesteps and torch.equal(trace[-1][1], plain)
+    out = mouth_by_step("smoke", model=model, baseline=trained["baseline"], clips=2, steps=12)
+    assert out["t"] == smp.timesteps and len(out["mouth_r"]) == 12 and out["clips"] == 2
+    assert out["first"] == out["mouth_r"][0] and out["final"] == out["mouth_r"][-1]
+    assert all(-1 <= r <= 1 for r in out["mouth_r"]) and out["regression"] is not None
+    with pytest.raises(InputError, match="diffusion"):
+        mouth_by_step("smoke", model=trained["baseline"])
+    with pytest.raises(InputError, match="clips"):
+        mouth_by_step("smoke", model=model, clips=0)
+
+
 def test_controls_default_to_the_papers_and_change_the_motion(trained):
     model = trained["model"]
     feats = torch.randn(30, DA, generator=torch.Generator().manual_seed(1))

@@ -180,6 +180,8 @@ class MotionConfig:
     # how the x0 loss weighs each timestep: "x0" uniform (the paper's simple loss); "v" by 1 / (1 - abar_t), i.e. a
     # uniform loss on the skip's output F (EDM's lambda = 1 / c_out^2; needs x0_skip); "min_snr" by min(SNR_t, 5)
     loss_weight: str = "x0"
+    # decay of an exponential moving average of the weights, which the checkpoint keeps (0: the last weights)
+    ema: float = 0.0
     guidance_audio: float = 0.5    # default CFG scale lambda_audio (the paper's)
     guidance_gaze: float = 1.0     # default CFG scale lambda_gaze (the paper's)
     steps: int = 6000

@@ -132,7 +132,7 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, component: str, preset,
                  path, scheduler=None, log_path=None, ckpt_every: int = 250, log_every: int = 10,
                  grad_clip: "float | None" = 1.0, progress: bool = True, extra: "dict | None" = None, seed: int = 0,
-                 state_fn: "Callable[[], dict] | None" = None):
+                 state_fn: "Callable[[], dict] | None" = None, ema: float = 0.0):
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.component, self.preset = component, preset
         self.path = Path(path)
@@ -146,6 +146,12 @@ class Trainer:
         self.state_fn = state_fn or model.state_dict
         self.step = 0
         self.elapsed = 0.0   # seconds of training so far, resumed runs included
+        if not 0.0 <= float(ema) < 1.0:
+            raise InputError(f"ema decay must be in [0, 1), got {ema}")
+        # an exponential moving average of the weights (0: off); the final checkpoint and eval_fn use it
+        self.ema_decay = float(ema)
+        self.ema = ({k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+                    if self.ema_decay > 0 else None)
 
     # ------------------------------------------------------------------------------------ state on disk
     def _save_resume(self) -> Path:
@@ -154,6 +160,8 @@ class Trainer:
                  "step": torch.tensor(self.step), "elapsed": torch.tensor(self.elapsed, dtype=torch.float64)}
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
+        if self.ema is not None:
+            state["ema"] = self.ema
         return save_checkpoint(resume_path(self.path), state, component=f"{self.component}-resume",
                                preset=self.preset, steps=self.step, extra=self.extra)
 
@@ -168,6 +176,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and "scheduler" in state:
             self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            self.ema = {k: v.clone() for k, v in state["ema"].items()}
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         self.step = int(state["step"])
@@ -180,6 +190,17 @@ class Trainer:
         lines = [ln for ln in self.log_path.read_text().splitlines()
                  if ln.strip() and json.loads(ln).get("step", 0) <= keep_until]
         self.log_path.write_text("".join(ln + "\n" for ln in lines))
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """ema <- d ema + (1 - d) weights, with d warmed up as min(decay, (1 + step) / (10 + step)) so the average
+        does not remember the random initialisation (as in DDPM's and EDM's training code)."""
+        if self.ema is None:
+            return
+        d = min(self.ema_decay, (1 + self.step) / (10 + self.step))
+        for k, v in self.model.state_dict().items():
+            if k in self.ema:
+                self.ema[k].lerp_(v.detach(), 1 - d)
 
     # ----------------------------------------------------------------------------------------- distributed
     def _sync_start(self, rank: int, world: int) -> None:
@@ -268,6 +289,7 @@ class Trainer:
                     if self.scheduler is not None:
                         self.scheduler.step()
                     self.step += 1
+                    self._update_ema()
                     for k, v in values.items():
                         sums[k] = sums.get(k, 0.0) + v
                     n_sum += 1
@@ -296,6 +318,8 @@ class Trainer:
         bar.close()
         self.elapsed += time.perf_counter() - t0
         self.model.eval()
+        if self.ema is not None:             # the averaged weights are the ones evaluated and saved
+            self.model.load_state_dict({**self.model.state_dict(), **self.ema})
         if world > 1:
             # buffers are not averaged (BatchNorm's running statistics drift apart); like DDP, rank 0's count
             for t in self.model.buffers():

@@ -162,10 +162,11 @@ def control_tokens(model, controls: dict, device) -> dict:
 
 
 def sample_window(model, smp, feats: torch.Tensor, base: dict, scales: dict, gen: torch.Generator,
-                  prev: "tuple | None" = None) -> torch.Tensor:
+                  prev: "tuple | None" = None, trace: "list | None" = None) -> torch.Tensor:
     """Normalised motion [n, motion_dim] for the n <= W frames of audio features `feats` [n, D]: one window, its
     missing frames the truncated audio the network was trained with. prev: (motion [P, motion_dim] normalised,
-    audio [P, D]) of the frames just before, or None for a first window. A regression baseline takes one pass."""
+    audio [P, D]) of the frames just before, or None for a first window. A regression baseline takes one pass.
+    trace: a list that gets (t, x0_hat [n, motion_dim] normalised) for every sampling step (motion.trace)."""
     W, n, dev = model.cfg.window, feats.shape[0], feats.device
     audio = torch.zeros(1, W, feats.shape[1], device=dev)
     audio[0, :n] = feats
@@ -175,7 +176,13 @@ def sample_window(model, smp, feats: torch.Tensor, base: dict, scales: dict, gen
     if model.regression:
         x0 = model(None, None, cond)
     else:
-        x0 = smp.sample(lambda x, t: guided_x0(model, x, t, cond, scales), (1, W, model.motion_dim), gen, dev)
+        def x0_fn(x, t):
+            x0_hat = guided_x0(model, x, t, cond, scales)
+            if trace is not None:
+                trace.append((int(t[0]), x0_hat[0, :n].detach().clone()))
+            return x0_hat
+
+        x0 = smp.sample(x0_fn, (1, W, model.motion_dim), gen, dev)
     return x0[0, :n]
 
 

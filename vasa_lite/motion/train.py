@@ -36,8 +36,8 @@ from vasa_lite.motion.schedule import NoiseSchedule
 
 BASELINES = ("regression",)
 # MotionConfig settings that change training or sampling, not the weights: a checkpoint stays loadable.
-TRAINING_ONLY = ("cond_dropout", "prev_dropout", "audio_trunc", "velocity_weight", "loss_weight", "guidance_audio",
-                 "guidance_gaze", "sample_steps", "ddim_steps")
+TRAINING_ONLY = ("cond_dropout", "prev_dropout", "audio_trunc", "velocity_weight", "loss_weight", "ema",
+                 "guidance_audio", "guidance_gaze", "sample_steps", "ddim_steps")
 LOSS_WEIGHTS = ("x0", "v", "min_snr")
 MIN_SNR_GAMMA = 5.0            # Hang et al. (2023)'s cap on the signal-to-noise weight
 # MotionConfig settings that each checkpoint records and is rebuilt with, whatever the preset says.
@@ -208,7 +208,8 @@ def train_motion(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
              "stats": stats, "sources": data["meta"]["ids"], "train_clips": int(len(data["offsets"]) - 1),
              "train_frames": int(len(data["motion"])), "controls_vs_truth": control_errors(data)}
     trainer = Trainer(model, opt, component=component, preset=p, path=path, scheduler=sched, seed=seed,
-                      progress=progress, ckpt_every=max(20, min(500, steps // 10)), log_every=10, extra=extra)
+                      progress=progress, ckpt_every=max(20, min(500, steps // 10)), log_every=10, extra=extra,
+                      ema=cfg.ema)
     summary = trainer.fit(step_fn, steps, resume=resume, eval_fn=eval_fn)
     summary["parameters"] = sum(q.numel() for q in model.parameters())
     summary["size_mb"] = round(path.stat().st_size / 2**20, 2)
