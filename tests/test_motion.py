@@ -413,6 +413,20 @@ def test_sampler_trace_records_every_step_and_ends_on_the_sample(trained):
         mouth_by_step("smoke", model=model, clips=0)
 
 
+def test_audio_jaw_probe_reads_neighbouring_frames_and_checks_its_arguments():
+    from vasa_lite.motion.trace import _with_context, audio_jaw_probe
+
+    f = np.arange(12, dtype=float).reshape(6, 2)
+    c = _with_context(f, 1)
+    assert c.shape == (6, 6)
+    assert np.array_equal(c[2], np.r_[f[1], f[2], f[3]]) and np.array_equal(c[0, :2], f[0])   # edges repeated
+    out = audio_jaw_probe("smoke", context=1, train_clips=6, test_clips=2)
+    assert out["clips"] == 2 and -1 <= out["mouth_r"] <= 1 and math.isfinite(out["r2"])
+    assert out == audio_jaw_probe("smoke", context=1, train_clips=6, test_clips=2)          # deterministic
+    with pytest.raises(InputError, match="context"):
+        audio_jaw_probe("smoke", context=-1)
+
+
 def test_controls_default_to_the_papers_and_change_the_motion(trained):
     model = trained["model"]
     feats = torch.randn(30, DA, generator=torch.Generator().manual_seed(1))
@@ -497,6 +511,20 @@ def test_a_skip_variant_loads_with_its_own_parameterisation(tmp_path):
     feats = torch.randn(30, DA, generator=torch.Generator().manual_seed(0))
     a, b = (generate_motion(feats, model=m, seed=0) for m in (skip, plain))
     assert a.shape == b.shape == (30, M) and torch.isfinite(a).all() and not torch.allclose(a, b)
+
+
+def test_a_variant_of_another_size_loads_at_its_own_size(tmp_path):
+    """`--set layers=1 --set width=32` trains a smaller network; its checkpoint records the size, and the loader (so
+    eval motion --checkpoint) rebuilds it at that size under the same preset."""
+    from vasa_lite.cli import main
+
+    out = tmp_path / "motion_small.pt"
+    assert main(["train", "motion", "--preset", "smoke", "--steps", "10", "--set", "layers=1", "--set", "width=32",
+                 "--out", str(out), "--quiet"]) == 0
+    small = load_motion("smoke", out)
+    assert len(small.encoder.layers) == 1 and small.cfg.width == 32 != CFG.width
+    out2 = generate_motion(torch.randn(30, DA, generator=torch.Generator().manual_seed(0)), model=small, seed=0)
+    assert out2.shape == (30, M) and torch.isfinite(out2).all()
 
 
 def test_shipped_smoke_checkpoints_load():

@@ -44,13 +44,18 @@ def codes_of(model: FaceLatentModel, frames, batch: int = 64) -> dict:
     return {"z_pose": np.concatenate(pose), "z_dyn": np.concatenate(dyn)}
 
 
-def ridge_r2(train_x, train_y, test_x, test_y, lam: float = 1e-2) -> np.ndarray:
-    """Held-out R^2 per target column of a ridge regression (features standardised on the training set)."""
+def ridge_predict(train_x, train_y, test_x, lam: float = 1e-2) -> np.ndarray:
+    """A ridge regression fitted on (train_x, train_y), features standardised on the training set, applied to test_x."""
     xm, xs = train_x.mean(0), train_x.std(0) + 1e-6
     a = np.c_[(train_x - xm) / xs, np.ones(len(train_x))]
     b = np.c_[(test_x - xm) / xs, np.ones(len(test_x))]
     w = np.linalg.solve(a.T @ a + lam * len(a) * np.eye(a.shape[1]), a.T @ train_y)
-    pred = b @ w
+    return b @ w
+
+
+def ridge_r2(train_x, train_y, test_x, test_y, lam: float = 1e-2) -> np.ndarray:
+    """Held-out R^2 per target column of a ridge regression (features standardised on the training set)."""
+    pred = ridge_predict(train_x, train_y, test_x, lam)
     ss_res = ((test_y - pred) ** 2).sum(0)
     ss_tot = ((test_y - test_y.mean(0)) ** 2).sum(0) + 1e-12
     return 1 - ss_res / ss_tot

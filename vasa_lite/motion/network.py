@@ -197,15 +197,18 @@ def motion_dim(preset) -> int:
 
 
 def build_network(preset, regression: bool = False, audio_dim: "int | None" = None,
-                  x0_skip: "bool | None" = None) -> MotionTransformer:
+                  x0_skip: "bool | None" = None, recorded: "dict | None" = None) -> MotionTransformer:
     """An untrained network of the preset's shape (audio_dim: default the audio encoder's width; x0_skip: default
-    the preset's)."""
+    the preset's). recorded: MotionConfig settings that replace the preset's (a checkpoint's own size, train.RECORDED)."""
     import dataclasses
 
     from vasa_lite.config import get_preset
 
     p = get_preset(preset)
-    cfg = p.motion if x0_skip is None else dataclasses.replace(p.motion, x0_skip=bool(x0_skip))
+    changes = dict(recorded or {})
+    if x0_skip is not None:
+        changes["x0_skip"] = bool(x0_skip)
+    cfg = dataclasses.replace(p.motion, **changes)
     return MotionTransformer(cfg, motion_dim(p), int(audio_dim or p.audio.width), regression=regression)
 
 

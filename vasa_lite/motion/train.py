@@ -40,8 +40,9 @@ TRAINING_ONLY = ("cond_dropout", "prev_dropout", "audio_trunc", "velocity_weight
                  "guidance_audio", "guidance_gaze", "sample_steps", "ddim_steps")
 LOSS_WEIGHTS = ("x0", "v", "min_snr")
 MIN_SNR_GAMMA = 5.0            # Hang et al. (2023)'s cap on the signal-to-noise weight
-# MotionConfig settings that each checkpoint records and is rebuilt with, whatever the preset says.
-RECORDED = ("x0_skip",)
+# MotionConfig settings that each checkpoint records and is rebuilt with, whatever the preset says: the
+# parameterisation and the network's size, so a variant (`--set layers=6 --out X`) loads and evaluates as it is.
+RECORDED = ("x0_skip", "layers", "width", "heads", "ffn")
 
 
 def component_name(baseline=None) -> str:
@@ -261,11 +262,14 @@ def load_motion(preset="cpu", path=None, device=None, baseline=False, latent=Non
         raise CheckpointError(f"checkpoint not found: {path}; train it with `vasa-lite train motion --preset {p.name}"
                               f"{flag}` or check the path")
     # a generator trained on other audio features (the mel ablation) has their width, and one trained with or
-    # without the x0 skip its parameterisation (older ones: without), recorded in its metadata
+    # without the x0 skip its parameterisation (older ones: without), and its size, recorded in its metadata
     def build(q, meta):
         extra = meta.get("extra") or {}
+        saved = extra.get("config") or {}
+        recorded = {k: saved[k] for k in RECORDED if k in saved}
+        recorded.setdefault("x0_skip", False)
         return build_network(q, regression=component == "regression", audio_dim=extra.get("audio_dim"),
-                             x0_skip=bool((extra.get("config") or {}).get("x0_skip", False)))
+                             recorded=recorded)
 
     model = load_trained(component, p, path, device, lambda q: q.motion, build, frozen=True,
                          training_only=TRAINING_ONLY + RECORDED)
