@@ -252,7 +252,18 @@ def test_loss_weights_v_is_a_uniform_loss_on_the_skip_output_and_min_snr_is_capp
         timestep_weights(sched, t, "snr")
 
 
-def test_dropped_or_cut_conditions_do_not_reach_the_output(net):
+@pytest.fixture(scope="module")
+def net_context():
+    """The same network with an audio projection that sees 2 frames either side (MotionConfig.audio_context)."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    return MotionTransformer(dataclasses.replace(CFG, audio_context=2), M, DA).eval()
+
+
+@pytest.mark.parametrize("which", ["net", "net_context"])
+def test_dropped_or_cut_conditions_do_not_reach_the_output(which, request):
+    net = request.getfixturevalue(which)
     gen = torch.Generator().manual_seed(1)
     x, t = torch.randn(1, CFG.window, M, generator=gen), torch.tensor([300])
     cond = random_cond(1, gen)
@@ -271,6 +282,28 @@ def test_dropped_or_cut_conditions_do_not_reach_the_output(net):
         late = cond["audio"].clone()
         late[:, 7:] = torch.randn(1, CFG.window - 7, DA, generator=gen)
         assert torch.allclose(net(x, t, cut), net(x, t, {**cut, "audio": late}), atol=1e-6)
+
+
+def test_audio_context_sees_the_previous_frames_and_not_the_dropped_ones(net_context):
+    """With audio_context = k the window's first frames hear the previous window's last audio frames (one
+    convolution over both), and none of it when the history is dropped; without it (a linear projection) they
+    never do, and the window's projection is the same for the old per-frame form."""
+    gen = torch.Generator().manual_seed(3)
+    b, W, P, d = 1, CFG.window, CFG.prev, CFG.width
+    audio, pa = torch.randn(b, W, DA, generator=gen), torch.randn(b, P, DA, generator=gen)
+    other = torch.randn(b, P, DA, generator=gen)
+    keep = torch.ones(b, W)
+    with torch.no_grad():
+        def first(model, prev, kept):
+            return model._audio_terms(audio, keep, prev, torch.full((b, 1), float(kept)), d, b, "cpu")[0]
+        a, c = first(net_context, pa, True), first(net_context, other, True)
+        assert not torch.allclose(a[:, :2], c[:, :2], atol=1e-5)          # the first 2 frames hear the history
+        assert torch.allclose(a[:, 2:], c[:, 2:], atol=1e-6)              # frames further in do not
+        assert torch.allclose(first(net_context, pa, False), first(net_context, other, False), atol=1e-6)
+        plain = build_network(SMOKE).eval()
+        assert isinstance(plain.audio_in, torch.nn.Linear)
+        assert torch.allclose(first(plain, pa, True), plain.audio_in(audio), atol=1e-6)
+        assert torch.allclose(first(plain, pa, True), first(plain, other, True), atol=1e-6)
 
 
 # -------------------------------------------------------------------------------------------------- data

@@ -163,3 +163,22 @@ def test_a_motion_generator_is_stale_once_its_latent_encoders_change(tmp_path):
     moved = save_checkpoint(tmp_path / "encoder.pt", {**state, encoder: state[encoder] + 0.1}, component="latent",
                             preset="smoke", steps=meta["steps"], extra=meta["extra"])
     assert not stage_done({**mel, "kwargs": {**mel["kwargs"], "latent": moved}}, None)
+
+
+@pytest.mark.skipif(not (CHECKPOINT_DIR / "motion_mel_smoke.pt").exists(), reason="shipped smoke checkpoints missing")
+def test_a_motion_generator_of_another_network_than_the_preset_asks_for_is_trained_again(monkeypatch):
+    """The shipped generators predate audio_context: they record a linear audio projection (the setting's default),
+    load as such, and count as done until the preset asks for another network."""
+    import dataclasses
+
+    from vasa_lite import config
+    from vasa_lite.motion.train import recorded_settings
+
+    mel = {s["name"]: s for s in stages_of_ablations("smoke")}["motion_mel"]
+    _, meta = load_checkpoint(CHECKPOINT_DIR / "motion_mel_smoke.pt")
+    assert recorded_settings(meta)["audio_context"] == 0 and stage_done(mel, None)
+    smoke = config.PRESETS["smoke"]
+    monkeypatch.setitem(config.PRESETS, "smoke",
+                        dataclasses.replace(smoke, motion=dataclasses.replace(smoke.motion, audio_context=2)))
+    assert not stage_done(mel, None)
+    assert recorded_settings(meta)["audio_context"] == 0                 # still what the checkpoint was trained with

@@ -177,6 +177,10 @@ class MotionConfig:
     # x0_hat = sqrt(abar_t) X_t + sqrt(1 - abar_t) F: the network F adds to a skip from X_t, so at low noise it need
     # not rebuild X_t itself (the preconditioning of Karras et al. 2022); False: x0_hat = F
     x0_skip: bool = False
+    # frames of audio either side that each frame's audio projection sees (a 1-D convolution of width 2k + 1 over the
+    # window's features; 0: a per-frame linear projection). Attention can gather context too, but at high noise the
+    # window's tokens carry the noisy X_t beside the audio
+    audio_context: int = 0
     # how the x0 loss weighs each timestep: "x0" uniform (the paper's simple loss); "v" by 1 / (1 - abar_t), i.e. a
     # uniform loss on the skip's output F (EDM's lambda = 1 / c_out^2; needs x0_skip); "min_snr" by min(SNR_t, 5)
     loss_weight: str = "x0"

@@ -181,11 +181,25 @@ def stage_done(stage: dict, steps: "int | None") -> bool:
         return False
     if stage["train"].endswith(":train_motion") and not _same_latent(stage, meta):
         return False
+    if stage["train"].endswith(":train_motion") and not _same_network(stage, meta):
+        return False
     per_actor = stage["kwargs"].get("per_actor")           # the read-out stage's own bank
     if per_actor is not None and (meta.get("extra") or {}).get("per_actor") != per_actor:
         return False
     want = stage["kwargs"].get("steps") or steps
     return want is None or int(meta.get("steps", -1)) == int(want)
+
+
+def _same_network(stage: dict, meta: dict) -> bool:
+    """A motion generator of another network than the preset asks for (its size, parameterisation or audio
+    projection, train.RECORDED), say one trained before the preset changed, is trained again."""
+    import dataclasses
+
+    from vasa_lite.config import get_preset
+    from vasa_lite.motion.train import RECORDED, recorded_settings
+
+    cfg = dataclasses.replace(get_preset(meta.get("preset", "cpu")).motion, **(stage["kwargs"].get("overrides") or {}))
+    return recorded_settings(meta) == {k: getattr(cfg, k) for k in RECORDED}
 
 
 def _same_latent(stage: dict, meta: dict) -> bool:

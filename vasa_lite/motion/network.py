@@ -74,7 +74,11 @@ class MotionTransformer(nn.Module):
         d = cfg.width
         self.n_cond = 3 if self.regression else 4                # [t] gaze distance emotion
         self.motion_in = nn.Linear(motion_dim, d)
-        self.audio_in = nn.Linear(audio_dim, d)
+        k = int(cfg.audio_context)
+        if k < 0:
+            raise InputError(f"motion audio_context must be >= 0 frames, got {k}")
+        # per-frame features -> token width; with context, each frame's projection also sees k frames either side
+        self.audio_in = nn.Linear(audio_dim, d) if k == 0 else _AudioContext(audio_dim, d, k)
         self.gaze_in = nn.Linear(2, d)
         self.distance_in = nn.Linear(1, d)
         self.emotion_in = nn.Linear(len(EMOTIONS), d)
@@ -122,11 +126,27 @@ class MotionTransformer(nn.Module):
         m = torch.zeros(b, dtype=torch.bool, device=device) if m is None else m.to(device).bool()
         return m.float()[:, None]
 
-    def _audio_term(self, audio, keep: torch.Tensor, d: int, b: int, n: int, device) -> torch.Tensor:
-        """Per-frame audio contribution [B, n, d]: projected features where kept, the empty embedding elsewhere."""
-        keep = keep[..., None]
-        a = self.audio_in(audio) if audio is not None else 0.0
-        return keep * a + (1 - keep) * self.empty["audio"].expand(b, n, d)
+    def _audio_terms(self, audio, keep: torch.Tensor, prev_audio, prev_keep: torch.Tensor, d: int, b: int,
+                     device) -> tuple:
+        """Per-frame audio contributions ([B, W, d] for the window, [B, P, d] or None for the previous frames):
+        projected features where kept, the window's empty embedding where dropped or cut. Dropped or cut frames are
+        zeroed before the projection, so a context projection (audio_context > 0) does not see them; it runs over
+        the previous frames and the window as one sequence, so the window's first frames see the audio before it."""
+        W, P = self.cfg.window, self.cfg.prev
+        keep3 = keep[..., None]
+        if audio is None:
+            win = 0.0
+            prev = self.audio_in(prev_audio) if prev_audio is not None else None
+        elif isinstance(self.audio_in, nn.Linear):
+            win = self.audio_in(audio * keep3)
+            prev = self.audio_in(prev_audio) if prev_audio is not None else None
+        else:
+            pa = (prev_audio * prev_keep[..., None] if prev_audio is not None
+                  else torch.zeros(b, P, audio.shape[-1], device=device))
+            both = self.audio_in(torch.cat([pa, audio * keep3], 1))
+            win, prev = both[:, -W:], (both[:, :P] if prev_audio is not None else None)
+        win = keep3 * win + (1 - keep3) * self.empty["audio"].expand(b, W, d)
+        return win, prev
 
     def forward(self, x_t: "torch.Tensor | None", t: "torch.Tensor | None", cond: dict) -> torch.Tensor:
         """x_t [B, W, M] normalised noisy motion (None with regression), t [B] timesteps (None with regression),
@@ -167,14 +187,18 @@ class MotionTransformer(nn.Module):
         present = (frame < audio_len.to(dev).view(b, 1)).float() if audio_len is not None else torch.ones(b, W,
                                                                                                          device=dev)
         keep = present * (1 - drop["audio"])
+        pm, pa = cond.get("prev_motion"), cond.get("prev_audio")
+        pa = pa.to(dev).float() if pa is not None and pm is not None else None
+        audio = cond.get("audio")
+        a_win, a_prev = self._audio_terms(audio.to(dev).float() if audio is not None else None, keep, pa,
+                                          1 - drop["prev"], d, b, dev)
         win = self.query.expand(b, W, d) if self.regression else self.motion_in(x_t)
-        win = win + self._audio_term(cond.get("audio"), keep, d, b, W, dev)
+        win = win + a_win
 
         # the previous window's last P frames: motion plus audio, or the empty embedding when dropped
-        pm, pa = cond.get("prev_motion"), cond.get("prev_audio")
         if pm is not None:
             prev = self.motion_in(pm.to(dev).float())
-            prev = prev + (self.audio_in(pa.to(dev).float()) if pa is not None else self.empty["audio"])
+            prev = prev + (a_prev if a_prev is not None else self.empty["audio"])
             dp = drop["prev"][..., None]
             prev = (1 - dp) * prev + dp * self.empty["prev"]
         else:
@@ -187,6 +211,19 @@ class MotionTransformer(nn.Module):
             return f
         ab = self.abar[t.to(dev).long()].view(b, 1, 1)
         return ab.sqrt() * x_t + (1 - ab).sqrt() * f
+
+
+class _AudioContext(nn.Module):
+    """[B, T, Da] -> [B, T, d]: a 1-D convolution over time of width 2k + 1, zero-padded at the ends (the audio
+    projection of MotionConfig.audio_context = k). A window's last frames see no audio after it, in training as in
+    generation: the window is generated from its own audio only."""
+
+    def __init__(self, audio_dim: int, d: int, k: int):
+        super().__init__()
+        self.conv = nn.Conv1d(audio_dim, d, 2 * k + 1, padding=k)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.conv(audio.transpose(1, 2)).transpose(1, 2)
 
 
 def motion_dim(preset) -> int:

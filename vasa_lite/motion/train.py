@@ -41,8 +41,8 @@ TRAINING_ONLY = ("cond_dropout", "prev_dropout", "audio_trunc", "velocity_weight
 LOSS_WEIGHTS = ("x0", "v", "min_snr")
 MIN_SNR_GAMMA = 5.0            # Hang et al. (2023)'s cap on the signal-to-noise weight
 # MotionConfig settings that each checkpoint records and is rebuilt with, whatever the preset says: the
-# parameterisation and the network's size, so a variant (`--set layers=6 --out X`) loads and evaluates as it is.
-RECORDED = ("x0_skip", "layers", "width", "heads", "ffn")
+# parameterisation, the network's size and its audio projection, so a variant (`--set layers=6 --out X`) loads and evaluates as it is.
+RECORDED = ("x0_skip", "layers", "width", "heads", "ffn", "audio_context")
 
 
 def component_name(baseline=None) -> str:
@@ -244,6 +244,16 @@ def validation_loss(model: MotionTransformer, data: dict, schedule: "NoiseSchedu
     return out
 
 
+def recorded_settings(meta: dict) -> dict:
+    """The RECORDED settings a motion checkpoint was trained with; one it predates is MotionConfig's default (what
+    the code did before the setting existed), not the preset's current value."""
+    from vasa_lite.config import MotionConfig
+
+    saved = ((meta.get("extra") or {}).get("config")) or {}
+    defaults = {f.name: f.default for f in dataclasses.fields(MotionConfig)}
+    return {k: saved.get(k, defaults[k]) for k in RECORDED}
+
+
 def load_motion(preset="cpu", path=None, device=None, baseline=False, latent=None) -> MotionTransformer:
     """The trained motion generator of a preset (data/checkpoints/motion_<preset>.pt), or with baseline=True (or
     "regression") the regression baseline (regression_<preset>.pt); eval mode, frozen, cached.
@@ -265,11 +275,8 @@ def load_motion(preset="cpu", path=None, device=None, baseline=False, latent=Non
     # without the x0 skip its parameterisation (older ones: without), and its size, recorded in its metadata
     def build(q, meta):
         extra = meta.get("extra") or {}
-        saved = extra.get("config") or {}
-        recorded = {k: saved[k] for k in RECORDED if k in saved}
-        recorded.setdefault("x0_skip", False)
         return build_network(q, regression=component == "regression", audio_dim=extra.get("audio_dim"),
-                             recorded=recorded)
+                             recorded=recorded_settings(meta))
 
     model = load_trained(component, p, path, device, lambda q: q.motion, build, frozen=True,
                          training_only=TRAINING_ONLY + RECORDED)
@@ -282,5 +289,5 @@ def load_motion(preset="cpu", path=None, device=None, baseline=False, latent=Non
     return model
 
 
-__all__ = ["train_motion", "load_motion", "drop_masks", "make_condition", "motion_loss", "timestep_weights",
+__all__ = ["train_motion", "load_motion", "recorded_settings", "drop_masks", "make_condition", "motion_loss", "timestep_weights",
            "validation_loss", "checkpoint_file", "component_name", "TRAINING_ONLY"]
