@@ -12,6 +12,10 @@ Tokens, in order (VASA-1 concatenates the conditions with the noisy input along 
 - gaze (2 angles), distance, emotion (5 averaged emotion probabilities): each a linear projection to one token.
 - prev_1 .. prev_P: the last P motion frames of the previous window, each plus its audio feature.
 - x_1 .. x_W: the window's noisy motion frames X_t, each plus its audio feature.
+The audio features are projected to the token width per frame, or with cfg.audio_context = k > 0 by a 1-D
+convolution over the previous frames and the window that lets each frame hear k frames either side (the jaw leads
+the sound a little; attention could gather that context too, but at high noise the window's tokens carry mostly
+noise).
 Every token also gets a learned position embedding (which tells condition tokens apart, too).
 
 Dropped conditions (classifier-free guidance): each condition has a learned "empty" embedding that replaces its
