@@ -254,14 +254,23 @@ def test_loss_weights_v_is_a_uniform_loss_on_the_skip_output_and_min_snr_is_capp
 
 @pytest.fixture(scope="module")
 def net_context():
-    """The same network with an audio projection that sees 2 frames either side (MotionConfig.audio_context)."""
+    """The network with an audio projection that sees 2 frames either side (MotionConfig.audio_context)."""
     import dataclasses
 
     torch.manual_seed(0)
     return MotionTransformer(dataclasses.replace(CFG, audio_context=2), M, DA).eval()
 
 
-@pytest.mark.parametrize("which", ["net", "net_context"])
+@pytest.fixture(scope="module")
+def net_per_frame():
+    """The network with each frame's audio projected alone (audio_context = 0, as checkpoints before it have)."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    return MotionTransformer(dataclasses.replace(CFG, audio_context=0), M, DA).eval()
+
+
+@pytest.mark.parametrize("which", ["net_context", "net_per_frame"])
 def test_dropped_or_cut_conditions_do_not_reach_the_output(which, request):
     net = request.getfixturevalue(which)
     gen = torch.Generator().manual_seed(1)
@@ -284,7 +293,7 @@ def test_dropped_or_cut_conditions_do_not_reach_the_output(which, request):
         assert torch.allclose(net(x, t, cut), net(x, t, {**cut, "audio": late}), atol=1e-6)
 
 
-def test_audio_context_sees_the_previous_frames_and_not_the_dropped_ones(net_context):
+def test_audio_context_sees_the_previous_frames_and_not_the_dropped_ones(net_context, net_per_frame):
     """With audio_context = k the window's first frames hear the previous window's last audio frames (one
     convolution over both), and none of it when the history is dropped; without it (a linear projection) they
     never do, and the window's projection is the same for the old per-frame form."""
@@ -300,8 +309,8 @@ def test_audio_context_sees_the_previous_frames_and_not_the_dropped_ones(net_con
         assert not torch.allclose(a[:, :2], c[:, :2], atol=1e-5)          # the first 2 frames hear the history
         assert torch.allclose(a[:, 2:], c[:, 2:], atol=1e-6)              # frames further in do not
         assert torch.allclose(first(net_context, pa, False), first(net_context, other, False), atol=1e-6)
-        plain = build_network(SMOKE).eval()
-        assert isinstance(plain.audio_in, torch.nn.Linear)
+        plain = net_per_frame
+        assert isinstance(plain.audio_in, torch.nn.Linear) and CFG.audio_context == 0    # the presets' choice
         assert torch.allclose(first(plain, pa, True), plain.audio_in(audio), atol=1e-6)
         assert torch.allclose(first(plain, pa, True), first(plain, other, True), atol=1e-6)
 

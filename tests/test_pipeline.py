@@ -167,8 +167,9 @@ def test_a_motion_generator_is_stale_once_its_latent_encoders_change(tmp_path):
 
 @pytest.mark.skipif(not (CHECKPOINT_DIR / "motion_mel_smoke.pt").exists(), reason="shipped smoke checkpoints missing")
 def test_a_motion_generator_of_another_network_than_the_preset_asks_for_is_trained_again(monkeypatch):
-    """The shipped generators predate audio_context: they record a linear audio projection (the setting's default),
-    load as such, and count as done until the preset asks for another network."""
+    """A generator records its audio projection (audio_context): the shipped one counts as done until the preset
+    asks for another network, and a checkpoint made before the setting existed reads as its default, per frame."""
+    import copy
     import dataclasses
 
     from vasa_lite import config
@@ -176,9 +177,12 @@ def test_a_motion_generator_of_another_network_than_the_preset_asks_for_is_train
 
     mel = {s["name"]: s for s in stages_of_ablations("smoke")}["motion_mel"]
     _, meta = load_checkpoint(CHECKPOINT_DIR / "motion_mel_smoke.pt")
-    assert recorded_settings(meta)["audio_context"] == 0 and stage_done(mel, None)
     smoke = config.PRESETS["smoke"]
+    assert recorded_settings(meta)["audio_context"] == smoke.motion.audio_context and stage_done(mel, None)
+    older = copy.deepcopy(meta)
+    older["extra"]["config"].pop("audio_context", None)
+    assert recorded_settings(older)["audio_context"] == 0
     monkeypatch.setitem(config.PRESETS, "smoke",
-                        dataclasses.replace(smoke, motion=dataclasses.replace(smoke.motion, audio_context=2)))
+                        dataclasses.replace(smoke, motion=dataclasses.replace(smoke.motion,
+                                                                         audio_context=smoke.motion.audio_context + 2)))
     assert not stage_done(mel, None)
-    assert recorded_settings(meta)["audio_context"] == 0                 # still what the checkpoint was trained with

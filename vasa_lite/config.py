@@ -178,8 +178,8 @@ class MotionConfig:
     # not rebuild X_t itself (the preconditioning of Karras et al. 2022); False: x0_hat = F
     x0_skip: bool = False
     # frames of audio either side that each frame's audio projection sees (a 1-D convolution of width 2k + 1 over the
-    # window's features; 0: a per-frame linear projection, which checkpoints made before the setting have). The
-    # presets set AUDIO_CONTEXT
+    # window's features; 0: a per-frame linear projection). Attention can gather context too, but at high noise the
+    # window's tokens carry the noisy X_t beside the audio
     audio_context: int = 0
     # how the x0 loss weighs each timestep: "x0" uniform (the paper's simple loss); "v" by 1 / (1 - abar_t), i.e. a
     # uniform loss on the skip's output F (EDM's lambda = 1 / c_out^2; needs x0_skip); "min_snr" by min(SNR_t, 5)
@@ -232,11 +232,6 @@ class Preset:
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
-# Every preset's motion generator hears 2 frames of audio either side of each frame in its audio projection (80 ms):
-# the jaw leads the sound a little, and at high noise the window's tokens carry mostly noise, so attention alone
-# gathers that context badly. On cpu the generated jaw follows the true one at r 0.88 in z_dyn, 0.79 without it.
-AUDIO_CONTEXT = 2
-
 PRESETS: dict[str, Preset] = {
     "smoke": Preset(
         name="smoke",
@@ -258,7 +253,7 @@ PRESETS: dict[str, Preset] = {
                             dyn_warmup=50),
         # smoke clips are 34-56 frames long: a shorter window so that windows and their history fit in a clip
         motion=MotionConfig(window=24, prev=6, layers=2, width=64, heads=4, ffn=128, steps=200, batch_size=16,
-                            lr=2e-3, audio_context=AUDIO_CONTEXT),
+                            lr=2e-3),
     ),
     "cpu": Preset(
         name="cpu",
@@ -267,7 +262,7 @@ PRESETS: dict[str, Preset] = {
         batch_size=16,
         latent=LatentConfig(refiner_width=16),
         # the generators' length on a 2-core CPU (about 6 min each); the ablation generators train as long
-        motion=MotionConfig(steps=3000, audio_context=AUDIO_CONTEXT),
+        motion=MotionConfig(steps=3000),
     ),
     "gpu": Preset(
         name="gpu",
@@ -280,8 +275,7 @@ PRESETS: dict[str, Preset] = {
         latent=LatentConfig(width=32, vol_channels=16, vol_depth=16, id_dim=64, dyn_dim=48, render_width=64,
                             refiner_width=32, per_actor=32, steps=30000, batch_size=16),
         # the paper's motion transformer: 8 layers, width 512, 8 heads
-        motion=MotionConfig(layers=8, width=512, heads=8, ffn=2048, steps=60000, batch_size=128, lr=3e-4,
-                            audio_context=AUDIO_CONTEXT),
+        motion=MotionConfig(layers=8, width=512, heads=8, ffn=2048, steps=60000, batch_size=128, lr=3e-4),
     ),
 }
 
