@@ -148,28 +148,33 @@ def test_smoke_training_makes_the_loss_fall(tmp_path):
     assert isinstance(model, AudioEncoder)
 
 
+def _toy_fit(path, stop_at=None, ema=0.0, trajectory=None):
+    """12 steps of a linear regression through the Trainer: (summary, model). stop_at: Ctrl-C before that step;
+    trajectory: a list that gets the weights before every step."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    w_true = torch.tensor([[1.0, -2.0, 0.5]])
+
+    def step_fn(step, gen):
+        if step == stop_at:
+            raise KeyboardInterrupt
+        if trajectory is not None:
+            trajectory.append(net.weight.detach().clone())
+        x = torch.randn(8, 3, generator=gen)
+        return {"loss": (net(x) - x @ w_true.T).pow(2).mean()}
+
+    trainer = Trainer(net, opt, component="toy", preset="smoke", path=path, progress=False, log_every=1,
+                      ckpt_every=100, ema=ema)
+    return trainer.fit(step_fn, 12), net
+
+
 def test_trainer_resumes_exactly_where_it_stopped(tmp_path):
-    def run(path, stop_at=None):
-        torch.manual_seed(0)
-        net = torch.nn.Linear(3, 1)
-        opt = torch.optim.SGD(net.parameters(), lr=0.1)
-        w_true = torch.tensor([[1.0, -2.0, 0.5]])
-
-        def step_fn(step, gen):
-            if step == stop_at:
-                raise KeyboardInterrupt
-            x = torch.randn(8, 3, generator=gen)
-            return {"loss": (net(x) - x @ w_true.T).pow(2).mean()}
-
-        trainer = Trainer(net, opt, component="toy", preset="smoke", path=path, progress=False, log_every=1,
-                          ckpt_every=100)
-        return trainer.fit(step_fn, 12), net
-
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "a.pt", stop_at=7)
+        _toy_fit(tmp_path / "a.pt", stop_at=7)
     assert resume_path(tmp_path / "a.pt").exists()
-    resumed, net_a = run(tmp_path / "a.pt")
-    straight, net_b = run(tmp_path / "b.pt")
+    resumed, net_a = _toy_fit(tmp_path / "a.pt")
+    straight, net_b = _toy_fit(tmp_path / "b.pt")
     assert resumed["resumed_from"] == 7 and resumed["steps_this_run"] == 5
     assert torch.equal(net_a.weight, net_b.weight)
     assert [r["step"] for r in read_log(tmp_path / "a.pt")] == list(range(1, 13))
@@ -181,32 +186,13 @@ def test_trainer_ema_saves_the_averaged_weights_and_resumes_them(tmp_path):
     weights, and a run stopped and resumed ends with the same average as one straight run."""
     from vasa_lite.checkpoints import load_checkpoint
 
-    def run(path, ema, stop_at=None, trajectory=None):
-        torch.manual_seed(0)
-        net = torch.nn.Linear(3, 1)
-        opt = torch.optim.SGD(net.parameters(), lr=0.1)
-        w_true = torch.tensor([[1.0, -2.0, 0.5]])
-
-        def step_fn(step, gen):
-            if step == stop_at:
-                raise KeyboardInterrupt
-            if trajectory is not None:
-                trajectory.append(net.weight.detach().clone())
-            x = torch.randn(8, 3, generator=gen)
-            return {"loss": (net(x) - x @ w_true.T).pow(2).mean()}
-
-        trainer = Trainer(net, opt, component="toy", preset="smoke", path=path, progress=False, ckpt_every=100,
-                          ema=ema)
-        trainer.fit(step_fn, 12)
-        return net
-
     weights = []                                         # w_0 .. w_11 before each step, then w_12
-    weights.append(run(tmp_path / "plain.pt", 0.0, trajectory=weights).weight.detach().clone())
+    weights.append(_toy_fit(tmp_path / "plain.pt", trajectory=weights)[1].weight.detach().clone())
     expected = weights[0]
     for k in range(12):                                  # the update after step k + 1
         d = min(0.9, (2 + k) / (11 + k))
         expected = d * expected + (1 - d) * weights[k + 1]
-    net = run(tmp_path / "a.pt", 0.9)
+    net = _toy_fit(tmp_path / "a.pt", ema=0.9)[1]
     saved, _ = load_checkpoint(tmp_path / "a.pt", component="toy")
     assert torch.equal(saved["weight"], net.weight)      # eval_fn and the file see the same (averaged) weights
     assert torch.allclose(saved["weight"], expected, atol=1e-6)
@@ -214,8 +200,8 @@ def test_trainer_ema_saves_the_averaged_weights_and_resumes_them(tmp_path):
     with pytest.raises(InputError, match="ema"):
         Trainer(torch.nn.Linear(1, 1), None, component="toy", preset="smoke", path=tmp_path / "c.pt", ema=1.0)
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "b.pt", 0.9, stop_at=7)
-    assert torch.equal(run(tmp_path / "b.pt", 0.9).weight, net.weight)
+        _toy_fit(tmp_path / "b.pt", stop_at=7, ema=0.9)
+    assert torch.equal(_toy_fit(tmp_path / "b.pt", ema=0.9)[1].weight, net.weight)
 
 
 # ------------------------------------------------------------------------------------------- checkpoints
