@@ -41,7 +41,8 @@ TRAINING_ONLY = ("cond_dropout", "prev_dropout", "audio_trunc", "velocity_weight
 LOSS_WEIGHTS = ("x0", "v", "min_snr")
 MIN_SNR_GAMMA = 5.0            # Hang et al. (2023)'s cap on the signal-to-noise weight
 # MotionConfig settings that each checkpoint records and is rebuilt with, whatever the preset says: the
-# parameterisation, the network's size and its audio projection, so a variant (`--set layers=6 --out X`) loads and evaluates as it is.
+# parameterisation, the network's size and its audio projection, so a variant (`--set layers=6 --out X`) loads and
+# evaluates as it was trained.
 RECORDED = ("x0_skip", "layers", "width", "heads", "ffn", "audio_context")
 
 
