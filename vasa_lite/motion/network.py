@@ -138,11 +138,8 @@ class MotionTransformer(nn.Module):
         the previous frames and the window as one sequence, so the window's first frames see the audio before it."""
         W, P = self.cfg.window, self.cfg.prev
         keep3 = keep[..., None]
-        if audio is None:
-            win = 0.0
-            prev = self.audio_in(prev_audio) if prev_audio is not None else None
-        elif isinstance(self.audio_in, nn.Linear):
-            win = self.audio_in(audio * keep3)
+        if audio is None or isinstance(self.audio_in, nn.Linear):
+            win = self.audio_in(audio * keep3) if audio is not None else 0.0
             prev = self.audio_in(prev_audio) if prev_audio is not None else None
         else:
             pa = (prev_audio * prev_keep[..., None] if prev_audio is not None

@@ -25,7 +25,7 @@ def mouth_by_step(preset="cpu", model=None, baseline=None, clips: int = 6, guida
     """The jaw correlation of every DDPM step's x0 guess, averaged over the first window of `clips` clips.
 
     model: the diffusion model (default the preset's); baseline: the regression model for the reference line
-    (default the preset's; None when it is missing); guidance: {condition: scale} (default the preset's, audio 0.5 and
+    (default the preset's, skipped when it is missing; False: skipped); guidance: {condition: scale} (default the preset's, audio 0.5 and
     gaze 1.0). Returns {"t": [T-1 .. 0], "mouth_r": [per step], "final": the sample's r, "first": the first guess's
     r, "regression": the baseline's r or None, "clips": how many clips, "frames": frames per clip window}."""
     from vasa_lite.audio import load_audio_encoder
@@ -46,7 +46,9 @@ def mouth_by_step(preset="cpu", model=None, baseline=None, clips: int = 6, guida
     if model.regression:
         raise InputError("mouth_by_step traces the diffusion sampler; pass the diffusion model (the regression "
                          "baseline goes in as baseline=)")
-    if baseline is None:
+    if baseline is False:
+        baseline = None
+    elif baseline is None:
         try:
             baseline = load_motion(p, device=device, baseline=True)
         except CheckpointError:
@@ -140,8 +142,9 @@ def mouth_report(preset="cpu", clips: int = 24, seed: int = 0, out_json=None, de
     import json
     from pathlib import Path
 
-    rows = {name: mouth_by_step(preset, clips=clips, guidance=g, seed=seed, device=device)
-            for name, g in (("no guidance", NO_GUIDANCE), ("default guidance", None))}
+    # the regression baseline does not depend on guidance: measured with the first row only
+    rows = {name: mouth_by_step(preset, clips=clips, guidance=g, seed=seed, device=device, baseline=base)
+            for name, g, base in (("no guidance", NO_GUIDANCE, None), ("default guidance", None, False))}
     report = {"preset": str(getattr(preset, "name", preset)), "clips": clips, "seed": seed,
               "audio_probe": audio_jaw_probe(preset, device=device),
               "regression": rows["no guidance"]["regression"],
