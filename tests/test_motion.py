@@ -186,6 +186,15 @@ def test_condition_dropout_rates_are_the_papers():
     cut = m["audio_len"] < CFG.window
     assert abs(float(cut.float().mean()) - CFG.audio_trunc) < se(CFG.audio_trunc)
     assert int(m["audio_len"][cut].min()) >= 1 and int(m["audio_len"].max()) == CFG.window
+    # an audio-context network's lookahead is withheld as often as audio is cut (streaming has none); with the
+    # per-frame projection there is no such draw, so its training draws are as before
+    import dataclasses
+
+    assert "ahead" not in m and CFG.audio_context == 0
+    ctx = dataclasses.replace(CFG, audio_context=2)
+    m2 = drop_masks(n, ctx, torch.Generator().manual_seed(0), prev_ok=ok)
+    assert abs(float(m2["ahead"].float().mean()) - CFG.audio_trunc) < se(CFG.audio_trunc)
+    assert torch.equal(m2["audio_len"], drop_masks(n, CFG, torch.Generator().manual_seed(0), prev_ok=ok)["audio_len"])
 
 
 def test_x0_skip_adds_the_network_to_a_scaled_copy_of_x_t():
@@ -315,6 +324,31 @@ def test_audio_context_sees_the_previous_frames_and_not_the_dropped_ones(net_con
         assert torch.allclose(first(plain, pa, True), first(plain, other, True), atol=1e-6)
 
 
+def test_audio_context_hears_the_lookahead_only_at_the_window_end(net_context):
+    """The k frames of audio after the window (cond["next_audio"]) reach the window's last k frames and nothing
+    else; a cut window (audio_len < W) or dropped audio hears none of it, as a window with no lookahead."""
+    gen = torch.Generator().manual_seed(4)
+    x, t = torch.randn(1, CFG.window, M, generator=gen), torch.tensor([300])
+    cond = random_cond(1, gen)
+    k, W, d = net_context.cfg.audio_context, CFG.window, CFG.width
+    nxt, other = torch.randn(1, k, DA, generator=gen), torch.randn(1, k, DA, generator=gen)
+    keep = torch.ones(1, W)
+    with torch.no_grad():
+        def win(ahead, keep=keep):
+            return net_context._audio_terms(cond["audio"], keep, None, torch.zeros(1, 1), d, 1, "cpu", ahead)[0]
+        a, c, none = win(nxt), win(other), win(None)
+        assert not torch.allclose(a[:, -k:], c[:, -k:], atol=1e-5)       # the last k frames hear it
+        assert torch.allclose(a[:, :-k], c[:, :-k], atol=1e-6)           # frames before them do not
+        assert torch.allclose(win(torch.zeros(1, k, DA)), none, atol=1e-6)   # zeros: as if there were none
+        # through the whole network: kept, it counts; cut or dropped, it does not
+        assert not torch.allclose(net_context(x, t, {**cond, "next_audio": nxt}),
+                                  net_context(x, t, {**cond, "next_audio": other}), atol=1e-5)
+        yes = torch.ones(1, dtype=torch.bool)
+        for change in ({"audio_len": torch.tensor([W - 1])}, {"drop": {"audio": yes}}):
+            z = {**cond, **change}
+            assert torch.allclose(net_context(x, t, {**z, "next_audio": nxt}), net_context(x, t, z), atol=1e-6)
+
+
 # -------------------------------------------------------------------------------------------------- data
 
 
@@ -341,6 +375,17 @@ def test_windows_come_from_the_cached_sequences():
             assert np.array_equal(w["prev_motion"][i].numpy(), data["motion"][row - CFG.prev:row])
             assert row - CFG.prev >= off[clip]
         assert np.isclose(float(w["distance"][i]), data["distance"][row:row + n].mean(), atol=1e-5)
+    # the lookahead: the frames after the window, zero past the clip's end
+    ahead = sample_windows(data, 64, CFG.window, CFG.prev, torch.Generator().manual_seed(0), ahead=3)
+    assert torch.equal(ahead["motion"], w["motion"]) and ahead["next_audio"].shape == (64, 3, DA)
+    for i in range(64):
+        row = np.flatnonzero((data["motion"] == w["motion"][i, 0].numpy()).all(1))[0]
+        end = off[np.searchsorted(off, row, side="right")]
+        for j in range(3):
+            f = row + CFG.window + j
+            want = data["audio"][f] if f < end else np.zeros(DA)
+            assert np.allclose(ahead["next_audio"][i, j].numpy(), want)
+    assert "next_audio" in ahead and w["next_audio"].shape == (64, 0, DA)
 
 
 def test_checkpoint_identity_changes_with_content(tmp_path):
@@ -430,6 +475,29 @@ def test_generation_is_reproducible_by_seed_and_follows_the_previous_window(trai
     d = generate_motion(other, model=model, seed=3)
     W = CFG.window
     assert not torch.allclose(a[W:2 * W], d[W:2 * W], atol=1e-3 * float(model.motion_std.min()))
+
+
+def test_pose_filter_smooths_z_pose_only_and_is_a_setting(trained):
+    """generate_motion low-pass filters z_pose (cfg.pose_smooth frames) after sampling: z_dyn is the sample's, z_pose
+    is the sampled z_pose filtered by a Gaussian (less frame-to-frame acceleration, the same mean), and 0 turns it
+    off. A bad sigma is an InputError naming it."""
+    from vasa_lite.instruments.attributes import smooth_pose
+    from vasa_lite.motion.generate import filter_pose
+
+    model = trained["model"]
+    assert model.cfg.pose_smooth == 1.0
+    feats = torch.randn(2 * CFG.window + 7, DA, generator=torch.Generator().manual_seed(5))
+    raw = generate_motion(feats, model=model, seed=1, sampler="ddim", steps=4, pose_smooth=0)
+    out = generate_motion(feats, model=model, seed=1, sampler="ddim", steps=4)
+    assert torch.equal(out[:, 6:], raw[:, 6:])
+    assert torch.allclose(out[:, :6], torch.from_numpy(smooth_pose(raw[:, :6].numpy(), 1.0)).float(), atol=1e-6)
+    acc = lambda m: float(m[:, :6].diff(n=2, dim=0).abs().mean())            # noqa: E731
+    assert acc(out) < 0.7 * acc(raw)
+    assert torch.allclose(out[:, :6].mean(0), raw[:, :6].mean(0), atol=0.05 * float(raw[:, :6].std()))
+    assert torch.equal(filter_pose(raw, 0.0), raw)
+    for bad in (-1.0, float("nan"), "wide"):
+        with pytest.raises(InputError, match="pose_smooth"):
+            generate_motion(feats, model=model, pose_smooth=bad)
 
 
 def test_sampler_trace_records_every_step_and_ends_on_the_sample(trained):

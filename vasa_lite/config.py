@@ -186,6 +186,9 @@ class MotionConfig:
     loss_weight: str = "x0"
     # decay of an exponential moving average of the weights, which the checkpoint keeps (0: the last weights)
     ema: float = 0.0
+    # sigma (frames) of a Gaussian low-pass over time on generated z_pose (0: as sampled). The training targets are
+    # the pose encoder's per-frame estimates, jerkier than the true head, and the sampler adds more (generate.py)
+    pose_smooth: float = 1.0
     guidance_audio: float = 0.5    # default CFG scale lambda_audio (the paper's)
     guidance_gaze: float = 1.0     # default CFG scale lambda_gaze (the paper's)
     steps: int = 6000

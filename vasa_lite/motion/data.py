@@ -275,14 +275,15 @@ def first_clips(data: dict, k: int) -> dict:
     return out
 
 
-def sample_windows(data: dict, n: int, window: int, prev: int, generator: torch.Generator) -> dict:
+def sample_windows(data: dict, n: int, window: int, prev: int, generator: torch.Generator, ahead: int = 0) -> dict:
     """n random training windows as torch tensors (motion not yet normalised).
 
     A clip is drawn with probability proportional to its length, then a start uniformly among those that keep the
     window inside the clip. A clip shorter than the window is padded: "valid" [n, W] marks real frames (the loss
     skips the rest) and "audio_len" [n] counts them, so its missing audio is the paper's truncated audio. "prev_ok"
     [n] is False when the window starts less than `prev` frames into its clip: it has no history, and its previous
-    window is dropped.
+    window is dropped. ahead: frames of audio after the window ("next_audio" [n, ahead, D], zero past the clip's
+    end), the lookahead of an audio-context projection.
 
     Returns "motion" [n, W, M], "audio" [n, W, D], "audio_len", "valid", "prev_motion" [n, P, M], "prev_audio"
     [n, P, D], "prev_ok", the controls "gaze" [n, 2], "distance" [n], "emotion" [n, 5], and their truth
@@ -299,6 +300,9 @@ def sample_windows(data: dict, n: int, window: int, prev: int, generator: torch.
     idx = off[clip][:, None] + np.minimum(local, length[:, None] - 1)
     pidx = off[clip][:, None] + np.maximum(start[:, None] - prev + np.arange(prev)[None], 0)
     motion, audio = data["motion"], data["audio"]
+    nlocal = start[:, None] + window + np.arange(ahead)[None]          # [n, ahead] frames after the window
+    nvalid = nlocal < length[:, None]
+    nidx = off[clip][:, None] + np.minimum(nlocal, length[:, None] - 1)
 
     # window controls: mean gaze over the window's real frames with open eyes, mean distance; the clip's emotion
     gz, open_ = data["gaze"][idx], (data["blink"][idx] < BLINK_SHUT) & valid
@@ -311,6 +315,7 @@ def sample_windows(data: dict, n: int, window: int, prev: int, generator: torch.
     return {"motion": t(motion[idx]), "audio": t(audio[idx] * valid[..., None]),
             "audio_len": t(np.minimum(length - start, window), torch.long), "valid": t(valid, torch.bool),
             "prev_motion": t(motion[pidx]), "prev_audio": t(audio[pidx]), "prev_ok": t(start >= prev, torch.bool),
+            "next_audio": t(audio[nidx] * nvalid[..., None]),
             "gaze": t(gaze), "distance": t(mean(data["distance"][idx])), "emotion": t(data["emotion"][clip]),
             "gaze_true": t((gz_t * w[..., None]).sum(1) / w.sum(1, keepdims=True)),
             "distance_true": t(mean(data["distance_true"][idx])),

@@ -6,11 +6,22 @@ process (50 DDPM steps by default, or fewer deterministic DDIM steps) with multi
   network was trained with;
 - the last P generated motion frames of the previous window and their audio; the first window has no previous
   window, so that condition is dropped, as it was half the time in training;
+- with an audio-context projection (audio_context = k > 0), the k frames of audio after the window, so its last
+  frames hear what follows as every other frame does (the streaming session has no lookahead: it would wait for
+  that audio);
 - the controls, the same for every window: gaze (yaw, pitch in degrees), head distance, emotion. When none is
   given: forward gaze (0, 0) and the training set's mean distance, both still guided, and no emotion (its
   condition is dropped), the paper's defaults.
 The windows follow each other with no overlap; the result is cut to T frames and de-normalised to the latent
 model's units: [T, 6 + dyn_dim] = [z_pose, z_dyn] per frame, ready for FaceLatentModel.decode.
+
+Last, z_pose is low-pass filtered over time (`filter_pose`, a Gaussian of cfg.pose_smooth = 1 frame, 40 ms), a
+departure from the paper. The generator learns head pose from the pose encoder's per-frame estimates of the world's
+clips, which carry estimation noise: on the cpu test clips their frame-to-frame yaw acceleration is 0.76 deg/frame²
+against the true head's 0.16. The sampler doubles it (1.7 deg/frame²), and that jitter costs SyncNet-lite half
+its confidence: Sc 0.68 as sampled, 1.00 filtered, with z_dyn unchanged (README, "Pose filter"). z_dyn is not
+filtered: the mouth moves within a frame or two. The streaming session does not filter either: a centred filter
+would wait 3 frames (120 ms) for the motion after each frame.
 """
 from __future__ import annotations
 
@@ -86,7 +97,7 @@ def _check_features(audio_features, model) -> torch.Tensor:
 @torch.no_grad()
 def generate_motion(audio_features, gaze=None, distance=None, emotion=None, guidance: "dict | None" = None,
                     steps: "int | None" = None, sampler: str = "ddpm", seed: int = 0, model=None, preset="cpu",
-                    device=None, progress: bool = False) -> torch.Tensor:
+                    device=None, progress: bool = False, pose_smooth: "float | None" = None) -> torch.Tensor:
     """Motion [T, 6 + dyn_dim] ([z_pose, z_dyn] per frame, the latent model's units) for T frames of audio features.
 
     audio_features: [T, D] from vasa_lite.audio.encode (25 fps), any T >= 1. gaze: (yaw, pitch) in degrees
@@ -94,7 +105,8 @@ def generate_motion(audio_features, gaze=None, distance=None, emotion=None, guid
     intensity in [0, 1]) (default none). guidance: {condition: scale} over audio, gaze, distance, emotion (default the preset's: audio 0.5,
     gaze 1.0). steps: sampling steps (default 50 for "ddpm", the preset's ddim_steps for "ddim"). seed: the same
     seed gives the same motion. model: a trained motion generator (default load_motion(preset)); a regression
-    baseline predicts each window in one pass and ignores guidance, steps and sampler."""
+    baseline predicts each window in one pass and ignores guidance, steps and sampler. pose_smooth: sigma in frames
+    of the low-pass filter on z_pose (default the preset's cfg.pose_smooth, 1; 0: the motion as sampled)."""
     from vasa_lite.device import pick_device
 
     if model is None:
@@ -108,10 +120,11 @@ def generate_motion(audio_features, gaze=None, distance=None, emotion=None, guid
     controls = check_controls(gaze, distance, emotion)
     scales = guidance_scales(guidance, cfg)
     check_seed(seed)
+    sigma = cfg.pose_smooth if pose_smooth is None else check_number("pose_smooth", pose_smooth, 0.0, 25.0, "frames")
     smp = window_sampler(model, sampler, steps)
     gen = torch.Generator().manual_seed(int(seed))
 
-    W, P = cfg.window, cfg.prev
+    W, P, ahead = cfg.window, cfg.prev, int(cfg.audio_context)     # an audio-context projection hears ahead
     T = feats.shape[0]
     base = control_tokens(model, controls, dev)
     out = torch.zeros(T, model.motion_dim, device=dev)                   # normalised motion
@@ -121,8 +134,20 @@ def generate_motion(audio_features, gaze=None, distance=None, emotion=None, guid
     for k in tqdm(range(n_windows), desc="motion windows", disable=not progress, unit="window"):
         a, b = k * W, min(T, (k + 1) * W)
         prev = (out[a - P:a], feats[a - P:a]) if k > 0 else None         # the previous window's last P frames
-        out[a:b] = sample_window(model, smp, feats[a:b], base, scales, gen, prev)
-    return model.denormalise(out).cpu()
+        out[a:b] = sample_window(model, smp, feats[a:b], base, scales, gen, prev, ahead=feats[b:b + ahead])
+    return filter_pose(model.denormalise(out).cpu(), sigma)
+
+
+def filter_pose(motion: torch.Tensor, sigma: float) -> torch.Tensor:
+    """motion [T, 6 + dyn_dim] with its z_pose columns (the first 6) low-pass filtered over time by a Gaussian of
+    `sigma` frames (edges held; 0: unchanged); z_dyn is returned as it is."""
+    from vasa_lite.instruments.attributes import smooth_pose
+
+    if sigma <= 0:
+        return motion
+    out = motion.clone()
+    out[:, :6] = torch.from_numpy(smooth_pose(motion[:, :6].numpy(), float(sigma))).to(motion.dtype)
+    return out
 
 
 def check_seed(seed) -> int:
@@ -162,17 +187,22 @@ def control_tokens(model, controls: dict, device) -> dict:
 
 
 def sample_window(model, smp, feats: torch.Tensor, base: dict, scales: dict, gen: torch.Generator,
-                  prev: "tuple | None" = None, trace: "list | None" = None) -> torch.Tensor:
+                  prev: "tuple | None" = None, trace: "list | None" = None, ahead: "torch.Tensor | None" = None
+                  ) -> torch.Tensor:
     """Normalised motion [n, motion_dim] for the n <= W frames of audio features `feats` [n, D]: one window, its
     missing frames the truncated audio the network was trained with. prev: (motion [P, motion_dim] normalised,
     audio [P, D]) of the frames just before, or None for a first window. A regression baseline takes one pass.
-    trace: a list that gets (t, x0_hat [n, motion_dim] normalised) for every sampling step (motion.trace)."""
+    trace: a list that gets (t, x0_hat [n, motion_dim] normalised) for every sampling step (motion.trace). ahead:
+    features [j, D] of the frames just after the window, the lookahead of an audio-context network (ignored
+    otherwise, and when the window is shorter than W)."""
     W, n, dev = model.cfg.window, feats.shape[0], feats.device
     audio = torch.zeros(1, W, feats.shape[1], device=dev)
     audio[0, :n] = feats
     cond = {**base, "audio": audio, "audio_len": torch.tensor([n], device=dev)}
     if prev is not None:
         cond["prev_motion"], cond["prev_audio"] = prev[0][None], prev[1][None]
+    if ahead is not None and len(ahead) and model.cfg.audio_context > 0:
+        cond["next_audio"] = ahead[None].to(dev).float()
     if model.regression:
         x0 = model(None, None, cond)
     else:
@@ -186,4 +216,5 @@ def sample_window(model, smp, feats: torch.Tensor, base: dict, scales: dict, gen
     return x0[0, :n]
 
 
-__all__ = ["generate_motion", "check_controls", "check_number", "check_seed", "window_sampler", "control_tokens", "sample_window"]
+__all__ = ["generate_motion", "check_controls", "check_number", "check_seed", "window_sampler", "control_tokens",
+           "sample_window", "filter_pose"]

@@ -13,9 +13,9 @@ Tokens, in order (VASA-1 concatenates the conditions with the noisy input along 
 - prev_1 .. prev_P: the last P motion frames of the previous window, each plus its audio feature.
 - x_1 .. x_W: the window's noisy motion frames X_t, each plus its audio feature.
 The audio features are projected to the token width per frame, or with cfg.audio_context = k > 0 by a 1-D
-convolution over the previous frames and the window that lets each frame hear k frames either side (the jaw leads
-the sound a little; attention could gather that context too, but at high noise the window's tokens carry mostly
-noise).
+convolution over the previous frames, the window and the k frames after it (a lookahead) that lets each frame hear
+k frames either side (the jaw leads the sound a little; attention could gather that context too, but at high noise
+the window's tokens carry mostly noise).
 Every token also gets a learned position embedding (which tells condition tokens apart, too).
 
 Dropped conditions (classifier-free guidance): each condition has a learned "empty" embedding that replaces its
@@ -131,11 +131,13 @@ class MotionTransformer(nn.Module):
         return m.float()[:, None]
 
     def _audio_terms(self, audio, keep: torch.Tensor, prev_audio, prev_keep: torch.Tensor, d: int, b: int,
-                     device) -> tuple:
+                     device, next_audio=None) -> tuple:
         """Per-frame audio contributions ([B, W, d] for the window, [B, P, d] or None for the previous frames):
         projected features where kept, the window's empty embedding where dropped or cut. Dropped or cut frames are
-        zeroed before the projection, so a context projection (audio_context > 0) does not see them; it runs over
-        the previous frames and the window as one sequence, so the window's first frames see the audio before it."""
+        zeroed before the projection, so a context projection (audio_context = k > 0) does not see them; it runs
+        over the previous frames, the window and the k frames after it (next_audio [B, <=k, Da], the lookahead) as
+        one sequence, so the window's first frames hear the audio before it and its last frames the audio after it
+        (the lookahead counts only where the window's last frame is kept: a cut window has no future)."""
         W, P = self.cfg.window, self.cfg.prev
         keep3 = keep[..., None]
         if audio is None or isinstance(self.audio_in, nn.Linear):
@@ -144,8 +146,11 @@ class MotionTransformer(nn.Module):
         else:
             pa = (prev_audio * prev_keep[..., None] if prev_audio is not None
                   else torch.zeros(b, P, audio.shape[-1], device=device))
-            both = self.audio_in(torch.cat([pa, audio * keep3], 1))
-            win, prev = both[:, -W:], (both[:, :P] if prev_audio is not None else None)
+            seq = [pa, audio * keep3]
+            if next_audio is not None:
+                seq.append(next_audio.to(device).float()[:, :self.audio_in.k] * keep3[:, -1:])
+            both = self.audio_in(torch.cat(seq, 1))
+            win, prev = both[:, P:P + W], (both[:, :P] if prev_audio is not None else None)
         win = keep3 * win + (1 - keep3) * self.empty["audio"].expand(b, W, d)
         return win, prev
 
@@ -153,7 +158,8 @@ class MotionTransformer(nn.Module):
         """x_t [B, W, M] normalised noisy motion (None with regression), t [B] timesteps (None with regression),
         cond: {"audio" [B, W, Da], "audio_len" [B] (frames of audio present, default W), "prev_motion" [B, P, M]
         (normalised), "prev_audio" [B, P, Da], "gaze" [B, 2] degrees, "distance" [B], "emotion" [B, 5] probabilities,
-        "drop": {condition: bool [B]}}. A missing input is treated as dropped. Returns x0_hat [B, W, M]."""
+        "drop": {condition: bool [B]}, and with audio_context = k > 0 optionally "next_audio" [B, <=k, Da], the audio
+        after the window (zeros where absent)}. A missing input is treated as dropped. Returns x0_hat [B, W, M]."""
         cfg, d = self.cfg, self.cfg.width
         W, P = cfg.window, cfg.prev
         ref = x_t if x_t is not None else next(v for v in (cond.get("audio"), cond.get("gaze")) if v is not None)
@@ -192,7 +198,7 @@ class MotionTransformer(nn.Module):
         pa = pa.to(dev).float() if pa is not None and pm is not None else None
         audio = cond.get("audio")
         a_win, a_prev = self._audio_terms(audio.to(dev).float() if audio is not None else None, keep, pa,
-                                          1 - drop["prev"], d, b, dev)
+                                          1 - drop["prev"], d, b, dev, cond.get("next_audio"))
         win = self.query.expand(b, W, d) if self.regression else self.motion_in(x_t)
         win = win + a_win
 
@@ -216,11 +222,12 @@ class MotionTransformer(nn.Module):
 
 class _AudioContext(nn.Module):
     """[B, T, Da] -> [B, T, d]: a 1-D convolution over time of width 2k + 1, zero-padded at the ends (the audio
-    projection of MotionConfig.audio_context = k). A window's last frames see no audio after it, in training as in
-    generation: the window is generated from its own audio only."""
+    projection of MotionConfig.audio_context = k). Zero frames count as absent audio: dropped, cut, or past the
+    lookahead."""
 
     def __init__(self, audio_dim: int, d: int, k: int):
         super().__init__()
+        self.k = int(k)
         self.conv = nn.Conv1d(audio_dim, d, 2 * k + 1, padding=k)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,7 @@ from vasa_lite.motion.schedule import NoiseSchedule
 BASELINES = ("regression",)
 # MotionConfig settings that change training or sampling, not the weights: a checkpoint stays loadable.
 TRAINING_ONLY = ("cond_dropout", "prev_dropout", "audio_trunc", "velocity_weight", "loss_weight", "ema",
-                 "guidance_audio", "guidance_gaze", "sample_steps", "ddim_steps")
+                 "guidance_audio", "guidance_gaze", "sample_steps", "ddim_steps", "pose_smooth")
 LOSS_WEIGHTS = ("x0", "v", "min_snr")
 MIN_SNR_GAMMA = 5.0            # Hang et al. (2023)'s cap on the signal-to-noise weight
 # MotionConfig settings that each checkpoint records and is rebuilt with, whatever the preset says: the
@@ -66,7 +66,8 @@ def checkpoint_file(preset="cpu", baseline=None, features: str = "encoder") -> P
 def drop_masks(n: int, cfg, generator: torch.Generator, prev_ok: "torch.Tensor | None" = None) -> dict:
     """Which conditions each of n training samples loses: {condition: bool [n]} for audio, gaze, distance,
     emotion (each with probability cfg.cond_dropout) and prev (cfg.prev_dropout, and always where prev_ok is
-    False), plus "audio_len" [n]: the audio frames kept (W, or with probability cfg.audio_trunc 1 .. W-1)."""
+    False), plus "audio_len" [n]: the audio frames kept (W, or with probability cfg.audio_trunc 1 .. W-1), and with
+    cfg.audio_context > 0 "ahead" [n]: True where the audio after the window is withheld (cfg.audio_trunc)."""
     out = {c: torch.rand(n, generator=generator) < cfg.cond_dropout for c in CONDITIONS}
     out["prev"] = torch.rand(n, generator=generator) < cfg.prev_dropout
     if prev_ok is not None:
@@ -74,6 +75,9 @@ def drop_masks(n: int, cfg, generator: torch.Generator, prev_ok: "torch.Tensor |
     cut = torch.rand(n, generator=generator) < cfg.audio_trunc
     kept = torch.randint(1, max(2, cfg.window), (n,), generator=generator)
     out["audio_len"] = torch.where(cut, kept, torch.full((n,), cfg.window))
+    if cfg.audio_context > 0:
+        # the lookahead is missing as often as audio is cut, so a window also works without it (streaming, the end)
+        out["ahead"] = torch.rand(n, generator=generator) < cfg.audio_trunc
     return out
 
 
@@ -87,7 +91,11 @@ def make_condition(batch: dict, model: MotionTransformer, masks: "dict | None" =
     n = len(audio_len)
     drop = {c: masks.get(c, torch.zeros(n, dtype=torch.bool)).to(dev) for c in CONDITIONS}
     drop["prev"] = masks.get("prev", ~batch["prev_ok"]).to(dev)          # no history in the clip: always dropped
-    return {"audio": batch["audio"].to(dev), "audio_len": audio_len.to(dev),
+    extra = {}
+    if "next_audio" in batch:
+        ahead = ~masks.get("ahead", torch.zeros(n, dtype=torch.bool))
+        extra["next_audio"] = batch["next_audio"].to(dev) * ahead.to(dev).float()[:, None, None]
+    return {**extra, "audio": batch["audio"].to(dev), "audio_len": audio_len.to(dev),
             "prev_motion": model.normalise(batch["prev_motion"].to(dev)), "prev_audio": batch["prev_audio"].to(dev),
             "gaze": batch["gaze"].to(dev), "distance": batch["distance"].to(dev), "emotion": batch["emotion"].to(dev),
             "drop": drop}
@@ -189,7 +197,7 @@ def train_motion(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
 
         # the global batch of windows, their condition dropout and diffusion timesteps are drawn alike on every rank
         # from the shared generator; each rank trains on its shard (under torchrun)
-        batch = sample_windows(data, cfg.batch_size, cfg.window, cfg.prev, gen)
+        batch = sample_windows(data, cfg.batch_size, cfg.window, cfg.prev, gen, ahead=cfg.audio_context)
         masks = drop_masks(cfg.batch_size, cfg, gen, batch["prev_ok"])
         t = None if schedule is None else shard(schedule.sample_timesteps(cfg.batch_size, gen))
         batch, masks = shard(batch), shard(masks)
@@ -229,7 +237,7 @@ def validation_loss(model: MotionTransformer, data: dict, schedule: "NoiseSchedu
     model.eval()
     cfg = model.cfg
     gen = torch.Generator().manual_seed(seed + 12345)
-    batch = sample_windows(data, n, cfg.window, cfg.prev, gen)
+    batch = sample_windows(data, n, cfg.window, cfg.prev, gen, ahead=cfg.audio_context)
     dev = model.motion_mean.device
     cond = make_condition(batch, model, None, dev)
     out = {}
