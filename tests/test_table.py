@@ -39,7 +39,8 @@ def test_cli_eval_all_writes_the_table_with_intervals(tmp_path):
     rep = json.loads(out.read_text())
     assert json.loads(r.stdout)["rows"] == rep["rows"] and out.with_suffix(".md").exists()
     assert list(rep["rows"]) == ["real", "still head (lip sync only)", "regression", "diffusion, no guidance",
-                                 "diffusion, audio guidance only", "diffusion, guidance", "diffusion, 10 steps (DDIM)",
+                                 "diffusion, audio guidance only", "diffusion, guidance",
+                                 "diffusion, guidance, pose as sampled", "diffusion, 10 steps (DDIM)",
                                  "mel features", "transfer consistency (control)", "no transfer consistency"]
     # 4 test clips, every row: the smoke test split (2 actors, a clip each) grown by the next 2 held-out test actors
     assert rep["clips"] == 4 and rep["splits"] == ["test"] and rep["test_actors"] == 4 and not rep["notes"]
@@ -55,8 +56,9 @@ def test_cli_eval_all_writes_the_table_with_intervals(tmp_path):
     assert rep["rows"]["real"]["fvd_lite"]["mean"] == 0.0          # the real clips against themselves
     assert set(rep["directions"]) >= {"guidance raises Sc over no guidance", "still head has ΔP near 0",
                                       "audio guidance alone raises Sc over no guidance",
-                                      "transfer consistency raises Sc over its ablation"}
-    assert rep["markdown"].count("\n| ") == 10
+                                      "transfer consistency raises Sc over its ablation",
+                                      "the pose filter raises Sc over the pose as sampled"}
+    assert rep["markdown"].count("\n| ") == 11
 
 
 def test_the_no_transfer_generator_loads_against_its_own_latent_without_a_mismatch_warning():

@@ -9,6 +9,8 @@ and every video is measured by the same instruments (metrics.evaluate):
 - **regression**: the same network trained to predict motion directly (chapter 04);
 - **diffusion, no guidance** and **diffusion, guidance** (audio 0.5, gaze 1.0): 50 DDPM steps;
 - **diffusion, audio guidance only** (audio 0.5, gaze 0): which of the two guided conditions moves Sc;
+- **diffusion, guidance, pose as sampled**: the same without the generators' low-pass filter on z_pose
+  (motion.generate.filter_pose; every other generated row has it), so what the filter does is in the table;
 - **diffusion, 10 steps (DDIM)**, with guidance;
 - **mel features**: a generator trained on generic log-mel features instead of the pretrained audio encoder
   (`vasa-lite train motion --features mel`);
@@ -39,6 +41,7 @@ from vasa_lite.errors import CheckpointError, InputError
 REAL, STILL, REGRESSION = "real", "still head (lip sync only)", "regression"
 NO_GUIDANCE, GUIDANCE, DDIM10 = "diffusion, no guidance", "diffusion, guidance", "diffusion, 10 steps (DDIM)"
 AUDIO_ONLY = "diffusion, audio guidance only"
+AS_SAMPLED = "diffusion, guidance, pose as sampled"
 MEL, NO_TRANSFER, CONTROL = "mel features", "no transfer consistency", "transfer consistency (control)"
 COLUMNS = (("Sc", "Sc ↑"), ("Sd", "Sd ↓"), ("capp", "CAPP ↑"), ("delta_p", "ΔP"), ("fvd_lite", "FVD-lite ↓"),
            ("identity", "identity ↑"))
@@ -150,7 +153,7 @@ def eval_all(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "
         raise InputError(f"eval all needs at least 2 held-out clips, got {len(work)}; build the world: "
                          f"vasa-lite world build --preset {p.name}")
     banks = {s: clip_bank(p, s, progress=progress, actors=actors) for s in {w[0] for w in work}}
-    rows = [REAL, STILL, REGRESSION, NO_GUIDANCE, AUDIO_ONLY, GUIDANCE, DDIM10] + list(ablations)
+    rows = [REAL, STILL, REGRESSION, NO_GUIDANCE, AUDIO_ONLY, GUIDANCE, AS_SAMPLED, DDIM10] + list(ablations)
     per = {r: {k: [] for k, _ in COLUMNS if k != "fvd_lite"} for r in rows}
     feats = {r: [] for r in rows}
     mean_pose = model.motion_mean[:6].cpu()
@@ -173,7 +176,7 @@ def eval_all(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "
         videos = {REAL: real, STILL: show(still), REGRESSION: show(reg, base),
                   NO_GUIDANCE: show(gen(model, guidance=NO_GUIDANCE_SCALES)),
                   AUDIO_ONLY: show(gen(model, guidance={**NO_GUIDANCE_SCALES, "audio": model.cfg.guidance_audio})),
-                  GUIDANCE: show(gen(model)),
+                  GUIDANCE: show(gen(model)), AS_SAMPLED: show(gen(model, pose_smooth=0)),
                   DDIM10: show(gen(model, sampler="ddim", steps=10))}
         if MEL in ablations:
             m = ablations[MEL][1]
@@ -219,6 +222,7 @@ def eval_all(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "
         **({"transfer consistency raises Sc over its ablation": {"difference": diff(CONTROL, NO_TRANSFER, "Sc")}}
            if CONTROL in ablations and NO_TRANSFER in ablations else {}),
         "diffusion has more head motion (ΔP) than regression": {"difference": diff(GUIDANCE, REGRESSION, "delta_p")},
+        "the pose filter raises Sc over the pose as sampled": {"difference": diff(GUIDANCE, AS_SAMPLED, "Sc")},
         "still head has ΔP near 0": {"value": table[STILL]["delta_p"]},
     }
     for key, d in directions.items():
@@ -363,9 +367,10 @@ def fvd_smoothing(preset="cpu", seed: int = 0, device=None, limit: int = 12, sig
         real = bank_clip_frames(bank, i)
         src = latent.encode_source(real[:1].to(dev))
         enc = encoder.encode_array(clip["audio"])
-        diff = generate_motion(enc, model=model, seed=seed, device=dev)
-        videos = {REAL: real, REGRESSION: render_generated(latent, src, base,
-                                                           generate_motion(enc, model=base, seed=seed, device=dev))[1]}
+        # both as sampled (pose_smooth=0): this study is what the generators' pose filter came from
+        diff = generate_motion(enc, model=model, seed=seed, device=dev, pose_smooth=0)
+        videos = {REAL: real, REGRESSION: render_generated(latent, src, base, generate_motion(
+            enc, model=base, seed=seed, device=dev, pose_smooth=0))[1]}
         for s, r in zip(sigmas, rows[2:]):
             smooth = torch.from_numpy(smooth_pose(diff.cpu().numpy(), s)).float()
             videos[r] = render_generated(latent, src, model, smooth)[1]

@@ -15,8 +15,10 @@ the course's instruments, which were trained apart from the generator (`metrics.
 
 Rows: "real" (the true clips, rendered by the world), "real motion, latent decoder" (the true motion encoded and
 decoded from the first frame: the decoder's ceiling), "regression" (the baseline), "diffusion, no guidance",
-"diffusion, default guidance" (audio 0.5, gaze 1.0: the paper's) and "diffusion, 10 steps (DDIM)". Generated rows
-use the default controls (forward gaze, mean distance, no emotion: what a user who gives none gets).
+"diffusion, default guidance" (audio 0.5, gaze 1.0: the paper's), "diffusion, pose as sampled" (the same without
+the low-pass filter on z_pose that generate_motion applies, motion.generate.filter_pose) and "diffusion, 10 steps
+(DDIM)". Generated rows use the default controls (forward gaze, mean distance, no emotion: what a user who gives none
+gets).
 
 For the generated rows, also:
 - controls: the same clips generated with gaze (15, -10), distance 1.15 and an emotion (`CONTROLS`: clip k asks for
@@ -62,6 +64,7 @@ GENERATED = {
     "regression": {"baseline": True},
     "diffusion, no guidance": {"guidance": {"audio": 0.0, "gaze": 0.0, "distance": 0.0, "emotion": 0.0}},
     "diffusion, default guidance": {},
+    "diffusion, pose as sampled": {"pose_smooth": 0.0},          # without the low-pass filter on z_pose
     "diffusion, 10 steps (DDIM)": {"sampler": "ddim", "steps": 10},
 }
 METRICS = ("Sc", "Sd", "mouth_r", "latent_mouth_r", "capp", "delta_p", "fvd_lite", "identity")
