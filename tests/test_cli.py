@@ -25,6 +25,13 @@ def test_unknown_preset():
     assert_clean_error(run_cli("doctor", "--preset", "nope"), "unknown preset 'nope'", "smoke")
 
 
+def test_eval_options_refused_where_they_do_nothing(tmp_path):
+    assert_clean_error(run_cli("eval", "latent", "--preset", "smoke", "--out", str(tmp_path / "x.json")),
+                       "--out works with: eval all, eval ood")
+    assert_clean_error(run_cli("eval", "ood", "--preset", "smoke", "--test-clips", "4"), "--test-clips with: eval all")
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_missing_input_file(tmp_path):
     assert_clean_error(run_cli("inspect", str(tmp_path / "missing.png")), "not found")
 

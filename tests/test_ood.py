@@ -69,11 +69,13 @@ def shipped():
         pytest.skip(f"smoke checkpoints missing: {missing}")
 
 
-def test_cli_eval_ood_measures_every_case_it_runs(shipped):
+def test_cli_eval_ood_measures_every_case_it_runs(shipped, tmp_path):
+    out = tmp_path / "ood.json"
     r = subprocess.run([sys.executable, "-m", "vasa_lite", "eval", "ood", "--preset", "smoke", "--limit", "3",
-                        "--threads", "1"], capture_output=True, text=True, timeout=300)
+                        "--threads", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)
+    assert json.loads(out.read_text())["rows"] == rep["rows"] and out.with_suffix(".md").exists()
     assert list(rep["rows"]) == [c.name for c in cases("smoke")[:3]]
     for name, row in rep["rows"].items():
         assert row["frames"] > 25 and np.isfinite(row["Sc"]) and np.isfinite(row["identity"]), name

@@ -179,8 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="checkpoint path (default: the shipped one of the preset; "
                                                       "for ood, a latent checkpoint)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N clips of each split")
-    p.add_argument("--out", default=None, help="all: where to write the JSON (and the .md table beside it; default "
-                                               "figures/eval_all_<preset>.json)")
+    p.add_argument("--out", default=None, help="all and ood: where to write the JSON (and the .md table beside it; "
+                                               "for all, default figures/eval_all_<preset>.json)")
     p.add_argument("--test-clips", type=int, default=None,
                    help="all: measure on this many test clips only (no val clips); a test split with fewer clips "
                         "grows by further held-out test actors")
@@ -355,8 +355,10 @@ def _cmd_eval(args) -> int:
 
         kwargs["out_json"] = args.out or FIGURES_DIR / f"eval_all_{get_preset(args.preset).name}.json"
         kwargs["test_clips"] = args.test_clips
+    elif args.component == "ood" and args.test_clips is None:
+        kwargs["out_json"] = args.out
     elif args.out or args.test_clips is not None:
-        raise InputError("--out and --test-clips work with: eval all")
+        raise InputError("--out works with: eval all, eval ood; --test-clips with: eval all")
     print(json.dumps(evaluate(preset=args.preset, seed=args.seed, device=args.device, checkpoint=args.checkpoint,
                               limit=args.limit, **kwargs), indent=2))
     return 0
