@@ -195,6 +195,16 @@ def test_cli_bench_motion_prints_json(capsys):
 # ------------------------------------------------------------------------------------------------ eval
 
 
+def test_eval_motion_refuses_a_row_it_cannot_make():
+    from vasa_lite.motion.evaluate import eval_motion
+
+    _skip_without_checkpoints()
+    with pytest.raises(InputError, match="already in the table"):
+        eval_motion("smoke", limit=1, rows={"regression": {}})
+    with pytest.raises(InputError, match="unknown keywords.*'gaze'"):
+        eval_motion("smoke", limit=1, rows={"mine": {"gaze": (10, 0)}})
+
+
 def test_eval_motion_reports_every_row_and_metric(tmp_path, one_thread, monkeypatch):
     from vasa_lite.instruments import banks
     from vasa_lite.motion.evaluate import GENERATED, OTHER, eval_motion, true_controls
@@ -208,8 +218,9 @@ def test_eval_motion_reports_every_row_and_metric(tmp_path, one_thread, monkeypa
         return bank
 
     monkeypatch.setattr(banks, "clip_bank", one_actor)
-    rep = eval_motion("smoke", limit=2, out_json=tmp_path / "motion.json")
-    generated = list(GENERATED)
+    extra = {"emotion guided": {"guidance": {"emotion": 2.0}}}          # a row of the caller's own
+    rep = eval_motion("smoke", limit=2, out_json=tmp_path / "motion.json", rows=extra)
+    generated = list(GENERATED) + list(extra)
     assert list(rep["rows"]) == ["real", "real motion, latent decoder"] + generated
     finite = lambda v: isinstance(v, float) and math.isfinite(v)            # noqa: E731
     for name, row in rep["rows"].items():

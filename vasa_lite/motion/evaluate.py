@@ -67,6 +67,7 @@ GENERATED = {
     "diffusion, pose as sampled": {"pose_smooth": 0.0},          # without the low-pass filter on z_pose
     "diffusion, 10 steps (DDIM)": {"sampler": "ddim", "steps": 10},
 }
+ROW_KEYS = ("guidance", "sampler", "steps", "pose_smooth")      # what a row of eval_motion(rows=...) may set
 METRICS = ("Sc", "Sd", "mouth_r", "latent_mouth_r", "capp", "delta_p", "fvd_lite", "identity")
 
 
@@ -169,7 +170,7 @@ def markdown_table(report: dict) -> str:
 @torch.no_grad()
 def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "int | None" = None,
                 baseline=None, pose: str = "relative", controls: "dict | None" = None, world_root=None,
-                progress: bool = False, out_json=None, record: bool = False) -> dict:
+                progress: bool = False, out_json=None, record: bool = False, rows: "dict | None" = None) -> dict:
     """Every figure of the motion generator on the test clips (see the module doc), as a dict with "rows",
     "controls", "diversity", "seams" and "markdown" (the table).
 
@@ -177,7 +178,9 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
     (default regression_<preset>.pt; its rows are left out, with a note, when it does not exist). limit: the first
     `limit` test clips. pose: "relative" or "absolute" (motion.animate). controls: the requested controls
     (those not given take CONTROLS' values). out_json: also write the report there, and the table beside it (.md). record: also store
-    the figures in the checkpoint's metadata (metrics.record_metrics)."""
+    the figures in the checkpoint's metadata (metrics.record_metrics). rows: more generated rows, measured like the
+    others, name -> keywords of generate_motion (ROW_KEYS), e.g. {"emotion guided": {"guidance": {"emotion": 2.0}}}
+    (a guidance dict overrides the default scales, motion.guidance.guidance_scales)."""
     from tqdm.auto import tqdm
 
     from vasa_lite.audio import load_audio_encoder
@@ -215,6 +218,14 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
         raise InputError("eval motion wants the diffusion model as --checkpoint; the regression baseline is "
                          "measured beside it (baseline=PATH)")
     rows_kw = dict(GENERATED)
+    for name, kw in (rows or {}).items():
+        if name in rows_kw or name in (REAL, RECON, OTHER):
+            raise InputError(f"row {name!r} is already in the table; give it another name")
+        unknown = set(kw) - set(ROW_KEYS) if isinstance(kw, dict) else {"(not a dict)"}
+        if unknown:
+            raise InputError(f"row {name!r}: unknown keywords {sorted(unknown)}; a row takes a dict of: "
+                             f"{', '.join(ROW_KEYS)}")
+        rows_kw[name] = dict(kw)
     try:
         base = load_motion(p, baseline, dev, baseline=True)
     except CheckpointError as exc:
