@@ -198,11 +198,15 @@ def test_cli_bench_motion_prints_json(capsys):
 def test_eval_motion_refuses_a_row_it_cannot_make():
     from vasa_lite.motion.evaluate import eval_motion
 
-    _skip_without_checkpoints()
+    # refused before any model or clip loads
     with pytest.raises(InputError, match="already in the table"):
         eval_motion("smoke", limit=1, rows={"regression": {}})
     with pytest.raises(InputError, match="unknown keywords.*'gaze'"):
         eval_motion("smoke", limit=1, rows={"mine": {"gaze": (10, 0)}})
+    for bad, why in (({"steps": 0}, "sampling steps"), ({"sampler": "euler"}, "unknown sampler"),
+                     ({"guidance": {"audio": -1}}, "audio"), ({"pose_smooth": float("nan")}, "pose_smooth")):
+        with pytest.raises(InputError, match=f"row 'mine': .*{why}"):
+            eval_motion("smoke", limit=1, rows={"mine": bad})
 
 
 def test_eval_motion_reports_every_row_and_metric(tmp_path, one_thread, monkeypatch):

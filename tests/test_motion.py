@@ -324,6 +324,25 @@ def test_audio_context_sees_the_previous_frames_and_not_the_dropped_ones(net_con
         assert torch.allclose(first(plain, pa, True), first(plain, other, True), atol=1e-6)
 
 
+def test_generation_gives_each_window_the_k_audio_frames_after_it(net_context):
+    """generate_motion hands window k the audio frames [W(k+1), W(k+1) + audio_context) as its lookahead: the first
+    window changes with frame W, not with frame W + 2; a network recorded without the lookahead hears neither."""
+    import dataclasses
+
+    W, k = CFG.window, net_context.cfg.audio_context
+    feats = torch.randn(2 * W, DA, generator=torch.Generator().manual_seed(2))
+    run = lambda net, f: generate_motion(f, model=net, sampler="ddim", steps=2, pose_smooth=0)[:W]  # noqa: E731
+    near, far = feats.clone(), feats.clone()
+    near[W] += 1.0
+    far[W + k] += 1.0
+    first = run(net_context, feats)
+    assert not torch.allclose(first, run(net_context, near), atol=1e-5)
+    assert torch.equal(first, run(net_context, far))
+    deaf = MotionTransformer(dataclasses.replace(net_context.cfg, audio_lookahead=False), M, DA).eval()
+    deaf.load_state_dict(net_context.state_dict())
+    assert torch.equal(run(deaf, feats), run(deaf, near))
+
+
 def test_audio_context_hears_the_lookahead_only_at_the_window_end(net_context):
     """The k frames of audio after the window (cond["next_audio"]) reach the window's last k frames and nothing
     else; a cut window (audio_len < W) or dropped audio hears none of it, as a window with no lookahead."""
@@ -469,10 +488,12 @@ def test_generation_is_reproducible_by_seed_and_follows_the_previous_window(trai
     b = generate_motion(feats, model=model, seed=3)
     c = generate_motion(feats, model=model, seed=4)
     assert torch.equal(a, b) and not torch.allclose(a, c)
-    # changing only the first window's audio changes the second window, through its previous-window condition
+    # changing only the first window's audio changes the second window, through its previous-window condition (as
+    # sampled: the pose filter would carry the first window's frames over the boundary by itself)
+    a = generate_motion(feats, model=model, seed=3, pose_smooth=0)
     other = feats.clone()
     other[:CFG.window] = torch.randn(CFG.window, DA, generator=torch.Generator().manual_seed(9))
-    d = generate_motion(other, model=model, seed=3)
+    d = generate_motion(other, model=model, seed=3, pose_smooth=0)
     W = CFG.window
     assert not torch.allclose(a[W:2 * W], d[W:2 * W], atol=1e-3 * float(model.motion_std.min()))
 

@@ -182,6 +182,13 @@ def test_a_motion_generator_of_another_network_than_the_preset_asks_for_is_train
     older = copy.deepcopy(meta)
     older["extra"]["config"].pop("audio_context", None)
     assert recorded_settings(older)["audio_context"] == 0
+    # an audio-context generator from before the lookahead existed heard none; a per-frame one has none to hear
+    older["extra"]["config"].update(audio_context=2)
+    older["extra"]["config"].pop("audio_lookahead", None)
+    assert recorded_settings(older)["audio_lookahead"] is False
+    older["extra"]["config"]["audio_lookahead"] = True
+    assert recorded_settings(older)["audio_lookahead"] is True
+    assert recorded_settings(meta)["audio_lookahead"] is False          # audio_context 0: the same network either way
     monkeypatch.setitem(config.PRESETS, "smoke",
                         dataclasses.replace(smoke, motion=dataclasses.replace(smoke.motion,
                                                                          audio_context=smoke.motion.audio_context + 2)))

@@ -181,6 +181,9 @@ class MotionConfig:
     # window's features; 0: a per-frame linear projection). Attention can gather context too, but at high noise the
     # window's tokens carry the noisy X_t beside the audio
     audio_context: int = 0
+    # with audio_context = k > 0, the window also hears the k audio frames after it (its last frames then hear what
+    # follows, as every other frame does); checkpoints from before it did not (train.BEFORE)
+    audio_lookahead: bool = True
     # how the x0 loss weighs each timestep: "x0" uniform (the paper's simple loss); "v" by 1 / (1 - abar_t), i.e. a
     # uniform loss on the skip's output F (EDM's lambda = 1 / c_out^2; needs x0_skip); "min_snr" by min(SNR_t, 5)
     loss_weight: str = "x0"

@@ -196,10 +196,10 @@ def _same_network(stage: dict, meta: dict) -> bool:
     import dataclasses
 
     from vasa_lite.config import get_preset
-    from vasa_lite.motion.train import RECORDED, recorded_settings
+    from vasa_lite.motion.train import RECORDED, network_settings, recorded_settings
 
     cfg = dataclasses.replace(get_preset(meta.get("preset", "cpu")).motion, **(stage["kwargs"].get("overrides") or {}))
-    return recorded_settings(meta) == {k: getattr(cfg, k) for k in RECORDED}
+    return recorded_settings(meta) == network_settings({k: getattr(cfg, k) for k in RECORDED})
 
 
 def _same_latent(stage: dict, meta: dict) -> bool:

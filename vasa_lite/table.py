@@ -367,7 +367,8 @@ def fvd_smoothing(preset="cpu", seed: int = 0, device=None, limit: int = 12, sig
         real = bank_clip_frames(bank, i)
         src = latent.encode_source(real[:1].to(dev))
         enc = encoder.encode_array(clip["audio"])
-        # both as sampled (pose_smooth=0): this study is what the generators' pose filter came from
+        # both as sampled (pose_smooth=0). This study smooths the whole motion; the generators' filter
+        # (filter_pose) took its pose part only, so its sigma = 1 row is not what they output
         diff = generate_motion(enc, model=model, seed=seed, device=dev, pose_smooth=0)
         videos = {REAL: real, REGRESSION: render_generated(latent, src, base, generate_motion(
             enc, model=base, seed=seed, device=dev, pose_smooth=0))[1]}

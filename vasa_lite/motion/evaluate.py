@@ -38,7 +38,8 @@ For the generated rows, also:
   the regression baseline, which has no noise, scores 0;
 - seams: on one 60-second audio (SEAM_SECONDS, the issue's length) made of the test clips' speech, cycled and cut,
   the mean |third difference| of the normalised motion (jerk) where the difference spans a window boundary, inside
-  windows, and their ratio: about 1 when the previous-window condition hides the seams. Both jerks are averaged
+  windows, and their ratio: about 1 when the previous-window condition hides the seams (with the pose filter, which
+  also smooths z_pose across the boundaries; the row "diffusion, pose as sampled" shows the seams without it). Both jerks are averaged
   over 3 seeds first: on 8 s of speech the cpu model's ratio ranged from 0.97 to 1.97 over four seeds, on 60 s
   from 0.95 to 1.14.
 """
@@ -167,6 +168,35 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def check_rows(rows: "dict | None", cfg) -> dict:
+    """eval_motion's extra rows, validated against MotionConfig cfg: {name: generate_motion keywords (ROW_KEYS)}.
+    A name already in the table, an unknown keyword or a bad value is an InputError naming the row."""
+    from vasa_lite.motion.generate import check_number
+    from vasa_lite.motion.guidance import guidance_scales
+    from vasa_lite.motion.schedule import NoiseSchedule, make_sampler
+
+    out = {}
+    for name, kw in (rows or {}).items():
+        if not isinstance(name, str) or name in GENERATED or name in (REAL, RECON, OTHER):
+            raise InputError(f"row {name!r} is already in the table or not a name; give it another name")
+        unknown = set(kw) - set(ROW_KEYS) if isinstance(kw, dict) else {"(not a dict)"}
+        if unknown:
+            raise InputError(f"row {name!r}: unknown keywords {sorted(unknown)}; a row takes a dict of: "
+                             f"{', '.join(ROW_KEYS)}")
+        try:
+            guidance_scales(kw.get("guidance"), cfg)
+            sampler = kw.get("sampler", "ddpm")
+            steps = kw.get("steps")
+            steps = steps if steps is not None else (cfg.ddim_steps if sampler == "ddim" else cfg.sample_steps)
+            make_sampler(sampler, NoiseSchedule(cfg.diffusion_steps, cfg.schedule), steps)
+            if kw.get("pose_smooth") is not None:
+                check_number("pose_smooth", kw["pose_smooth"], 0.0, 25.0, "frames")
+        except InputError as exc:
+            raise InputError(f"row {name!r}: {exc}") from None
+        out[name] = dict(kw)
+    return out
+
+
 @torch.no_grad()
 def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "int | None" = None,
                 baseline=None, pose: str = "relative", controls: "dict | None" = None, world_root=None,
@@ -212,20 +242,13 @@ def eval_motion(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit
                          f"list of names, cycled over the clips), got {asked}")
     if pose not in POSE_MODES:
         raise InputError(f"unknown pose mode {pose!r}; choose one of: {', '.join(POSE_MODES)}")
+    extra = check_rows(rows, p.motion)              # before any model loads: a bad row costs nothing
     notes = []
     model = load_motion(p, checkpoint, dev)
     if model.regression:
         raise InputError("eval motion wants the diffusion model as --checkpoint; the regression baseline is "
                          "measured beside it (baseline=PATH)")
-    rows_kw = dict(GENERATED)
-    for name, kw in (rows or {}).items():
-        if name in rows_kw or name in (REAL, RECON, OTHER):
-            raise InputError(f"row {name!r} is already in the table; give it another name")
-        unknown = set(kw) - set(ROW_KEYS) if isinstance(kw, dict) else {"(not a dict)"}
-        if unknown:
-            raise InputError(f"row {name!r}: unknown keywords {sorted(unknown)}; a row takes a dict of: "
-                             f"{', '.join(ROW_KEYS)}")
-        rows_kw[name] = dict(kw)
+    rows_kw = {**GENERATED, **extra}
     try:
         base = load_motion(p, baseline, dev, baseline=True)
     except CheckpointError as exc:
@@ -409,4 +432,4 @@ def bench_motion(preset="cpu", seed: int = 0, device=None, frames: "int | None" 
 
 
 __all__ = ["eval_motion", "bench_motion", "seam_jerk", "markdown_table", "correlation", "main_gaze", "true_controls",
-           "latent_factors", "CONTROLS", "GENERATED", "METRICS"]
+           "latent_factors", "check_rows", "CONTROLS", "GENERATED", "METRICS", "ROW_KEYS"]

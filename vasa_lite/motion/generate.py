@@ -21,7 +21,7 @@ clips, which carry estimation noise: on the cpu test clips their frame-to-frame 
 against the true head's 0.16. The sampler doubles it (1.7 deg/frame²), and that jitter costs SyncNet-lite half
 its confidence: Sc 0.68 as sampled, 1.00 filtered, with z_dyn unchanged (README, "Pose filter"). z_dyn is not
 filtered: the mouth moves within a frame or two. The streaming session does not filter either: a centred filter
-would wait 3 frames (120 ms) for the motion after each frame.
+reaches 4 sigma, so it would wait 4 frames (160 ms) for the motion after each frame.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ import torch
 
 from vasa_lite.errors import InputError
 from vasa_lite.motion.guidance import guidance_scales, guided_x0
+from vasa_lite.motion.network import lookahead
 from vasa_lite.motion.schedule import SAMPLERS, NoiseSchedule, make_sampler
 from vasa_lite.world.params import EMOTIONS, FACTORS
 
@@ -124,7 +125,7 @@ def generate_motion(audio_features, gaze=None, distance=None, emotion=None, guid
     smp = window_sampler(model, sampler, steps)
     gen = torch.Generator().manual_seed(int(seed))
 
-    W, P, ahead = cfg.window, cfg.prev, int(cfg.audio_context)     # an audio-context projection hears ahead
+    W, P, ahead = cfg.window, cfg.prev, lookahead(cfg)             # an audio-context projection hears ahead
     T = feats.shape[0]
     base = control_tokens(model, controls, dev)
     out = torch.zeros(T, model.motion_dim, device=dev)                   # normalised motion
@@ -143,10 +144,12 @@ def filter_pose(motion: torch.Tensor, sigma: float) -> torch.Tensor:
     `sigma` frames (edges held; 0: unchanged); z_dyn is returned as it is."""
     from vasa_lite.instruments.attributes import smooth_pose
 
-    if sigma <= 0:
+    sigma = check_number("pose_smooth", sigma, 0.0, 25.0, "frames")
+    if sigma == 0:
         return motion
     out = motion.clone()
-    out[:, :6] = torch.from_numpy(smooth_pose(motion[:, :6].numpy(), float(sigma))).to(motion.dtype)
+    pose = smooth_pose(motion[:, :6].detach().cpu().numpy(), sigma)
+    out[:, :6] = torch.from_numpy(pose).to(motion.device, motion.dtype)
     return out
 
 
@@ -201,7 +204,7 @@ def sample_window(model, smp, feats: torch.Tensor, base: dict, scales: dict, gen
     cond = {**base, "audio": audio, "audio_len": torch.tensor([n], device=dev)}
     if prev is not None:
         cond["prev_motion"], cond["prev_audio"] = prev[0][None], prev[1][None]
-    if ahead is not None and len(ahead) and model.cfg.audio_context > 0:
+    if ahead is not None and len(ahead) and lookahead(model.cfg) > 0:
         cond["next_audio"] = ahead[None].to(dev).float()
     if model.regression:
         x0 = model(None, None, cond)

@@ -61,6 +61,11 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return F.pad(emb, (0, dim % 2))
 
 
+
+def lookahead(cfg) -> int:
+    """Audio frames after its window that a network hears: audio_context with audio_lookahead, else 0."""
+    return int(cfg.audio_context) if cfg.audio_lookahead else 0
+
 class MotionTransformer(nn.Module):
     """H(X_t, t, C) -> x0_hat [B, W, motion_dim] (or, with regression=True, H(C) -> motion).
 
@@ -147,7 +152,7 @@ class MotionTransformer(nn.Module):
             pa = (prev_audio * prev_keep[..., None] if prev_audio is not None
                   else torch.zeros(b, P, audio.shape[-1], device=device))
             seq = [pa, audio * keep3]
-            if next_audio is not None:
+            if next_audio is not None and self.cfg.audio_lookahead:     # a network trained without it ignores it
                 seq.append(next_audio.to(device).float()[:, :self.audio_in.k] * keep3[:, -1:])
             both = self.audio_in(torch.cat(seq, 1))
             win, prev = both[:, P:P + W], (both[:, :P] if prev_audio is not None else None)
@@ -257,4 +262,5 @@ def build_network(preset, regression: bool = False, audio_dim: "int | None" = No
     return MotionTransformer(cfg, motion_dim(p), int(audio_dim or p.audio.width), regression=regression)
 
 
-__all__ = ["MotionTransformer", "CONDITIONS", "DROPPABLE", "build_network", "motion_dim", "timestep_embedding"]
+__all__ = ["MotionTransformer", "CONDITIONS", "DROPPABLE", "build_network", "motion_dim", "timestep_embedding",
+           "lookahead"]

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from vasa_lite.errors import CheckpointError, InputError
-from vasa_lite.motion.network import CONDITIONS, MotionTransformer, build_network
+from vasa_lite.motion.network import CONDITIONS, MotionTransformer, build_network, lookahead
 from vasa_lite.motion.schedule import NoiseSchedule
 
 BASELINES = ("regression",)
@@ -43,7 +43,8 @@ MIN_SNR_GAMMA = 5.0            # Hang et al. (2023)'s cap on the signal-to-noise
 # MotionConfig settings that each checkpoint records and is rebuilt with, whatever the preset says: the
 # parameterisation, the network's size and its audio projection, so a variant (`--set layers=6 --out X`) loads and
 # evaluates as it was trained.
-RECORDED = ("x0_skip", "layers", "width", "heads", "ffn", "audio_context")
+RECORDED = ("x0_skip", "layers", "width", "heads", "ffn", "audio_context", "audio_lookahead")
+BEFORE = {"audio_lookahead": False}       # what the code did before a RECORDED setting existed, where not its default
 
 
 def component_name(baseline=None) -> str:
@@ -67,7 +68,7 @@ def drop_masks(n: int, cfg, generator: torch.Generator, prev_ok: "torch.Tensor |
     """Which conditions each of n training samples loses: {condition: bool [n]} for audio, gaze, distance,
     emotion (each with probability cfg.cond_dropout) and prev (cfg.prev_dropout, and always where prev_ok is
     False), plus "audio_len" [n]: the audio frames kept (W, or with probability cfg.audio_trunc 1 .. W-1), and with
-    cfg.audio_context > 0 "ahead" [n]: True where the audio after the window is withheld (cfg.audio_trunc)."""
+    a lookahead (lookahead(cfg) > 0) "ahead" [n]: True where the audio after the window is withheld (cfg.audio_trunc)."""
     out = {c: torch.rand(n, generator=generator) < cfg.cond_dropout for c in CONDITIONS}
     out["prev"] = torch.rand(n, generator=generator) < cfg.prev_dropout
     if prev_ok is not None:
@@ -75,7 +76,7 @@ def drop_masks(n: int, cfg, generator: torch.Generator, prev_ok: "torch.Tensor |
     cut = torch.rand(n, generator=generator) < cfg.audio_trunc
     kept = torch.randint(1, max(2, cfg.window), (n,), generator=generator)
     out["audio_len"] = torch.where(cut, kept, torch.full((n,), cfg.window))
-    if cfg.audio_context > 0:
+    if lookahead(cfg) > 0:
         # the lookahead is missing as often as audio is cut, so a window also works without it (streaming, the end)
         out["ahead"] = torch.rand(n, generator=generator) < cfg.audio_trunc
     return out
@@ -197,7 +198,7 @@ def train_motion(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
 
         # the global batch of windows, their condition dropout and diffusion timesteps are drawn alike on every rank
         # from the shared generator; each rank trains on its shard (under torchrun)
-        batch = sample_windows(data, cfg.batch_size, cfg.window, cfg.prev, gen, ahead=cfg.audio_context)
+        batch = sample_windows(data, cfg.batch_size, cfg.window, cfg.prev, gen, ahead=lookahead(cfg))
         masks = drop_masks(cfg.batch_size, cfg, gen, batch["prev_ok"])
         t = None if schedule is None else shard(schedule.sample_timesteps(cfg.batch_size, gen))
         batch, masks = shard(batch), shard(masks)
@@ -237,7 +238,7 @@ def validation_loss(model: MotionTransformer, data: dict, schedule: "NoiseSchedu
     model.eval()
     cfg = model.cfg
     gen = torch.Generator().manual_seed(seed + 12345)
-    batch = sample_windows(data, n, cfg.window, cfg.prev, gen, ahead=cfg.audio_context)
+    batch = sample_windows(data, n, cfg.window, cfg.prev, gen, ahead=lookahead(cfg))
     dev = model.motion_mean.device
     cond = make_condition(batch, model, None, dev)
     out = {}
@@ -254,13 +255,19 @@ def validation_loss(model: MotionTransformer, data: dict, schedule: "NoiseSchedu
 
 
 def recorded_settings(meta: dict) -> dict:
-    """The RECORDED settings a motion checkpoint was trained with; one it predates is MotionConfig's default (what
-    the code did before the setting existed), not the preset's current value."""
+    """The RECORDED settings a motion checkpoint was trained with; one it predates is what the code did before the
+    setting existed (BEFORE, else MotionConfig's default), not the preset's current value."""
     from vasa_lite.config import MotionConfig
 
     saved = ((meta.get("extra") or {}).get("config")) or {}
     defaults = {f.name: f.default for f in dataclasses.fields(MotionConfig)}
-    return {k: saved.get(k, defaults[k]) for k in RECORDED}
+    return network_settings({k: saved.get(k, BEFORE.get(k, defaults[k])) for k in RECORDED})
+
+
+def network_settings(settings: dict) -> dict:
+    """RECORDED settings as the network they build: without an audio context there is no lookahead, whatever
+    audio_lookahead says, so a per-frame generator is the same network either way."""
+    return {**settings, "audio_lookahead": bool(settings["audio_lookahead"]) and int(settings["audio_context"]) > 0}
 
 
 def load_motion(preset="cpu", path=None, device=None, baseline=False, latent=None) -> MotionTransformer:
@@ -298,5 +305,5 @@ def load_motion(preset="cpu", path=None, device=None, baseline=False, latent=Non
     return model
 
 
-__all__ = ["train_motion", "load_motion", "recorded_settings", "drop_masks", "make_condition", "motion_loss", "timestep_weights",
+__all__ = ["train_motion", "load_motion", "recorded_settings", "network_settings", "drop_masks", "make_condition", "motion_loss", "timestep_weights",
            "validation_loss", "checkpoint_file", "component_name", "TRAINING_ONLY"]
