@@ -124,7 +124,7 @@ def eval_all(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "
     from vasa_lite.metrics import FVD_HOP, evaluate
     from vasa_lite.motion.animate import render_generated
     from vasa_lite.motion.data import mel_features
-    from vasa_lite.motion.generate import generate_motion
+    from vasa_lite.motion.generate import filter_pose, generate_motion
     from vasa_lite.motion.train import load_motion
     from vasa_lite.training import load_split
 
@@ -170,13 +170,14 @@ def eval_all(preset="cpu", seed: int = 0, device=None, checkpoint=None, limit: "
         def show(motion, m=model, lat=latent, source=src):    # as animate renders it, from the generator m's mean pose
             return render_generated(lat, source, m, motion)[1]
 
+        sampled = gen(model, pose_smooth=0)            # the guided motion, once: its filtered row is filter_pose of it
         reg = gen(base)
         still = reg.clone()
         still[:, :6] = mean_pose                        # relative to the portrait: the portrait's own pose, held
         videos = {REAL: real, STILL: show(still), REGRESSION: show(reg, base),
                   NO_GUIDANCE: show(gen(model, guidance=NO_GUIDANCE_SCALES)),
                   AUDIO_ONLY: show(gen(model, guidance={**NO_GUIDANCE_SCALES, "audio": model.cfg.guidance_audio})),
-                  GUIDANCE: show(gen(model)), AS_SAMPLED: show(gen(model, pose_smooth=0)),
+                  GUIDANCE: show(filter_pose(sampled, model.cfg.pose_smooth)), AS_SAMPLED: show(sampled),
                   DDIM10: show(gen(model, sampler="ddim", steps=10))}
         if MEL in ablations:
             m = ablations[MEL][1]

@@ -39,8 +39,8 @@ For the generated rows, also:
 - seams: on one 60-second audio (SEAM_SECONDS, the issue's length) made of the test clips' speech, cycled and cut,
   the mean |third difference| of the normalised motion (jerk) where the difference spans a window boundary, inside
   windows, and their ratio: about 1 when the previous-window condition hides the seams (with the pose filter, which
-  also smooths z_pose across the boundaries; the row "diffusion, pose as sampled" shows the seams without it). Both jerks are averaged
-  over 3 seeds first: on 8 s of speech the cpu model's ratio ranged from 0.97 to 1.97 over four seeds, on 60 s
+  also smooths z_pose across the boundaries; the row "diffusion, pose as sampled" shows the seams without it). Both
+  jerks are averaged over 3 seeds first: on 8 s of speech the cpu model's ratio ranged from 0.97 to 1.97 over four seeds, on 60 s
   from 0.95 to 1.14.
 """
 from __future__ import annotations
@@ -171,9 +171,8 @@ def markdown_table(report: dict) -> str:
 def check_rows(rows: "dict | None", cfg) -> dict:
     """eval_motion's extra rows, validated against MotionConfig cfg: {name: generate_motion keywords (ROW_KEYS)}.
     A name already in the table, an unknown keyword or a bad value is an InputError naming the row."""
-    from vasa_lite.motion.generate import check_number
+    from vasa_lite.motion.generate import check_number, config_sampler
     from vasa_lite.motion.guidance import guidance_scales
-    from vasa_lite.motion.schedule import NoiseSchedule, make_sampler
 
     out = {}
     for name, kw in (rows or {}).items():
@@ -185,10 +184,7 @@ def check_rows(rows: "dict | None", cfg) -> dict:
                              f"{', '.join(ROW_KEYS)}")
         try:
             guidance_scales(kw.get("guidance"), cfg)
-            sampler = kw.get("sampler", "ddpm")
-            steps = kw.get("steps")
-            steps = steps if steps is not None else (cfg.ddim_steps if sampler == "ddim" else cfg.sample_steps)
-            make_sampler(sampler, NoiseSchedule(cfg.diffusion_steps, cfg.schedule), steps)
+            config_sampler(cfg, kw.get("sampler", "ddpm"), kw.get("steps"))
             if kw.get("pose_smooth") is not None:
                 check_number("pose_smooth", kw["pose_smooth"], 0.0, 25.0, "frames")
         except InputError as exc:

@@ -165,9 +165,11 @@ def window_sampler(model, sampler: str = "ddpm", steps: "int | None" = None):
     needs none). steps: default 50 for "ddpm", the preset's ddim_steps for "ddim"."""
     if sampler not in SAMPLERS:
         raise InputError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
-    if model.regression:
-        return None
-    cfg = model.cfg
+    return None if model.regression else config_sampler(model.cfg, sampler, steps)
+
+
+def config_sampler(cfg, sampler: str = "ddpm", steps: "int | None" = None):
+    """The sampler of MotionConfig cfg by name; steps default 50 for "ddpm", cfg.ddim_steps for "ddim"."""
     steps = steps if steps is not None else (cfg.ddim_steps if sampler == "ddim" else cfg.sample_steps)
     return make_sampler(sampler, NoiseSchedule(cfg.diffusion_steps, cfg.schedule), steps)
 
@@ -204,7 +206,7 @@ def sample_window(model, smp, feats: torch.Tensor, base: dict, scales: dict, gen
     cond = {**base, "audio": audio, "audio_len": torch.tensor([n], device=dev)}
     if prev is not None:
         cond["prev_motion"], cond["prev_audio"] = prev[0][None], prev[1][None]
-    if ahead is not None and len(ahead) and lookahead(model.cfg) > 0:
+    if ahead is not None and len(ahead):
         cond["next_audio"] = ahead[None].to(dev).float()
     if model.regression:
         x0 = model(None, None, cond)
@@ -219,5 +221,6 @@ def sample_window(model, smp, feats: torch.Tensor, base: dict, scales: dict, gen
     return x0[0, :n]
 
 
-__all__ = ["generate_motion", "check_controls", "check_number", "check_seed", "window_sampler", "control_tokens",
+__all__ = ["generate_motion", "check_controls", "check_number", "check_seed", "window_sampler", "config_sampler",
+           "control_tokens",
            "sample_window", "filter_pose"]

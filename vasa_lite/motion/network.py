@@ -60,11 +60,10 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     emb = torch.cat([torch.cos(args), torch.sin(args)], -1)
     return F.pad(emb, (0, dim % 2))
 
-
-
 def lookahead(cfg) -> int:
     """Audio frames after its window that a network hears: audio_context with audio_lookahead, else 0."""
     return int(cfg.audio_context) if cfg.audio_lookahead else 0
+
 
 class MotionTransformer(nn.Module):
     """H(X_t, t, C) -> x0_hat [B, W, motion_dim] (or, with regression=True, H(C) -> motion).
@@ -152,7 +151,7 @@ class MotionTransformer(nn.Module):
             pa = (prev_audio * prev_keep[..., None] if prev_audio is not None
                   else torch.zeros(b, P, audio.shape[-1], device=device))
             seq = [pa, audio * keep3]
-            if next_audio is not None and self.cfg.audio_lookahead:     # a network trained without it ignores it
+            if next_audio is not None and lookahead(self.cfg):     # a network trained without it ignores it
                 seq.append(next_audio.to(device).float()[:, :self.audio_in.k] * keep3[:, -1:])
             both = self.audio_in(torch.cat(seq, 1))
             win, prev = both[:, P:P + W], (both[:, :P] if prev_audio is not None else None)
