@@ -439,3 +439,77 @@ def test_a_decoder_blind_to_z_dyn_sends_it_only_the_read_out_gradient():
     assert dyn_grad(dyn_supervision=False) > 0                       # the decoder uses z_dyn
     assert dyn_grad(dyn_supervision=False, dyn_in_decoder=False) == 0
     assert dyn_grad(dyn_in_decoder=False) > 0                        # the read-out alone
+
+
+def test_undo_self_flow_inverts_the_warps_own_error():
+    import torch.nn.functional as F
+
+    from vasa_lite.latent.model import undo_self_flow
+
+    r = 16
+    ident = geo.base_grid(1, r, r)[0, ..., :2].permute(2, 0, 1)[None]
+    # a smooth error field, gentle enough (|grad e| < 1) for the fixed point to converge
+    e = torch.cat([0.06 * torch.sin(2 * ident[:, 1:2]) + 0.03, 0.05 * torch.cos(3 * ident[:, :1])], 1)
+    own = ident + e                                    # the source's own motion warps x to x + e(x)
+    errors = [float((undo_self_flow(own, e, k) - ident).abs().mean()) for k in (0, 1, 3, 6)]
+    assert errors[0] == pytest.approx(float(e.abs().mean()))
+    assert errors[1] < errors[0] and errors[2] < errors[1] and errors[3] < errors[2]
+    assert errors[2] < 0.1 * errors[0]                # three steps take out over 90% of the warp's own error
+    # any other flow f maps to y with s(y) = f: the correction inverts the self-map, it does not just subtract e
+    f = ident + 0.1
+    y = undo_self_flow(f, e, 8)
+    s_y = y + F.grid_sample(e, y.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border", align_corners=False)
+    inner = (slice(None), slice(None), slice(2, -2), slice(2, -2))     # away from the border's padding
+    assert float((s_y - f)[inner].abs().max()) < 1e-3
+    assert torch.equal(undo_self_flow(f, torch.zeros_like(e), 3), f)   # no error: the flow is left alone
+
+
+def test_self_flow_copies_the_source_onto_its_own_motion():
+    import dataclasses
+
+    from vasa_lite.world.actor import sample_actor
+    from vasa_lite.world.params import FRAME_FACTOR_NAMES, FACTORS
+    from vasa_lite.world.render import Renderer
+
+    trained = load_latent("smoke")
+    p = get_preset("smoke")
+    rows = np.asarray([[FACTORS[n].default for n in FRAME_FACTOR_NAMES]] * 2, np.float32)
+    rows[1, FRAME_FACTOR_NAMES.index("yaw")] = 15.0
+    x = Renderer(p.world.size).render([sample_actor(3), sample_actor(4)],
+                                      {n: rows[:, c] for c, n in enumerate(FRAME_FACTOR_NAMES)})
+    warped = {}
+    for k in (0, 3):
+        m = FaceLatentModel(dataclasses.replace(trained.cfg, self_flow=k), p.world.size).eval()
+        m.load_state_dict(trained.state_dict())
+        with torch.no_grad():
+            src = m.encode_source(x)
+            assert ("flow_error" in src) == (k > 0)
+            _, parts = m.decode(src, src["z_pose"], src["z_dyn"], return_parts=True)
+            other = m.decode(src, src["z_pose"].flip(0), src["z_dyn"].flip(0))
+        warped[k] = float((parts["warped"] - x).abs().mean())
+        assert other.shape == x.shape and torch.isfinite(other).all()
+    assert warped[3] < 0.5 * warped[0]                # the corrected warp copies the source's pixels back
+
+
+def test_self_flow_is_recorded_in_the_checkpoint_and_kept_by_a_fine_tune(tmp_path, one_thread):
+    import dataclasses
+
+    from vasa_lite.checkpoints import load_checkpoint, save_checkpoint
+    from vasa_lite.latent.train import train_latent
+
+    p = get_preset("smoke")
+    state, meta = load_checkpoint(checkpoint_file("smoke"), component="latent")
+    for k, name in ((2, "on.pt"), (None, "before.pt")):
+        config = dataclasses.asdict(dataclasses.replace(p.latent, self_flow=k or 0))
+        if k is None:
+            config.pop("self_flow")                   # a checkpoint from before the setting existed
+        save_checkpoint(tmp_path / name, state, component="latent", preset="smoke", steps=meta["steps"],
+                        extra={**meta["extra"], "config": config})
+    assert load_latent("smoke", tmp_path / "on.pt").cfg.self_flow == 2        # the preset's value does not matter
+    assert load_latent("smoke", tmp_path / "before.pt").cfg.self_flow == 0
+    kept = train_latent("smoke", steps=1, out=tmp_path / "ft.pt", progress=False, preview_every=0,
+                        init=tmp_path / "on.pt", overrides={"lr": 1e-6})
+    assert load_latent("smoke", kept["checkpoint"]).cfg.self_flow == 2
+    off = train_latent("smoke", steps=1, out=tmp_path / "ft0.pt", progress=False, preview_every=0,
+                       init=tmp_path / "on.pt", overrides={"lr": 1e-6, "self_flow": 0})
+    assert load_latent("smoke", off["checkpoint"]).cfg.self_flow == 0

@@ -133,6 +133,10 @@ class LatentConfig:
     flow_depth: int = 4            # the non-rigid flow field: flow_depth slices at the volume's full S/4 x S/4 grid
     render_width: int = 48         # channels of the 2D renderer at the volume's resolution (half that at S/2)
     pixel_path: bool = True        # the occlusion-aware warp of source pixels (fine detail)
+    # fixed-point steps that take the pixel warp's own error out of every driving warp (0: off). Decoded with its own
+    # motion, a source should warp onto itself; whatever 2D flow the warp gives instead is its error, measured once
+    # per source (FaceLatentModel.encode_source) and undone by inverting that self-map (see FaceLatentModel.decode)
+    self_flow: int = 0
     refiner_width: int = 0         # channels of the expression refiner on the aligned face crop (0: none)
     pose_supervision: bool = True  # weak supervision of yaw/pitch/roll from the world's ground truth
     transfer_weight: float = 1.0   # VASA's pairwise pose/dynamics transfer consistency

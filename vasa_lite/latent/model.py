@@ -10,6 +10,8 @@ Decoding a driving motion (z_pose, z_dyn) for a source:
    are warped with it, and the renderer predicts a mask saying where to trust them. Where the source showed a
    surface (skin texture, hair, background) the warped pixels keep its detail; where the new pose reveals what
    the source hid (the far cheek, the mouth's inside), the mask falls back on the rendered colours.
+   With self_flow > 0 the flow is first corrected by the warp's own error: decoded with its own motion, a source
+   should warp onto itself, so the flow it gets instead (measured once per source) is inverted out of every flow;
 5. repaint the expression (refiner_width > 0): a small network redraws the mouth and eyes on the face crop that
    z_pose aligns, from z_dyn, and pastes them back (see networks.ExpressionRefiner).
 """
@@ -106,7 +108,15 @@ class FaceLatentModel(nn.Module):
         # `where` rides along as 3 extra channels, so one lookup per driving voxel gives both its features and
         # its source position (for the pixel path); channels-last makes grid_sample about 1.6x faster on CPU
         packed = torch.cat([v_app, where.permute(0, 4, 1, 2, 3)], 1).contiguous(memory_format=torch.channels_last_3d)
-        return {"image": x, "V_app": v_app, "packed": packed, "z_id": z_id, "z_pose": pose, "z_dyn": z_dyn}
+        src = {"image": x, "V_app": v_app, "packed": packed, "z_id": z_id, "z_pose": pose, "z_dyn": z_dyn}
+        if self.cfg.self_flow and self.cfg.pixel_path:
+            # the warp of the source onto its own motion, less the identity: the warp's own error e [N, 2, r, r].
+            # A measurement held fixed in training too: no gradient runs through it (and a step costs less)
+            with torch.no_grad():
+                own = self._look(src, pose, z_dyn)
+                identity = self.grid[0, ..., :2].permute(2, 0, 1)
+                src["flow_error"] = self._pixel_flow(own[:, :self.cfg.vol_channels], own) - identity
+        return src
 
     def encode(self, frames) -> dict:
         """The four-way split of frames: V_app, z_id, z_pose, z_dyn."""
@@ -131,17 +141,13 @@ class FaceLatentModel(nn.Module):
             raise InputError("motion codes contain NaN or Inf; check the motion generator's output")
         n = z_pose.shape[0]
         src = self._expand(source, n)
-        _, h = self.flow(z_dyn, src["z_id"])                   # expressed -> canonical offsets H_d
-        c_expr = geo.to_head(self.grid.expand(n, *self.grid.shape), z_pose)
-        c = c_expr + geo.field_at(h, c_expr)
-        looked = geo.sample(src["packed"], c)                  # [N, C + 3, D, r, r] in the driving camera
-        nc = self.cfg.vol_channels
-        vol = looked[:, :nc]
+        looked = self._look(src, z_pose, z_dyn)                # [N, C + 3, D, r, r] in the driving camera
+        vol = looked[:, :self.cfg.vol_channels]
         feats = vol.flatten(1, 2)
-        half = self.size // 2
         if self.cfg.pixel_path:
-            w = torch.softmax(self.occupancy(vol), dim=2)                          # [N, 1, D, r, r] over depth
-            flow2d = (w * looked[:, nc:nc + 2]).sum(2)                              # [N, 2, r, r] source x, y
+            flow2d = self._pixel_flow(vol, looked)                                  # [N, 2, r, r] source x, y
+            if "flow_error" in src:
+                flow2d = undo_self_flow(flow2d, src["flow_error"], self.cfg.self_flow)
             full = F.interpolate(flow2d, size=(self.size, self.size), mode="bilinear",
                                  align_corners=False).permute(0, 2, 3, 1)
             warped = F.grid_sample(src["image"], full, mode="bilinear", padding_mode="border", align_corners=False)
@@ -163,6 +169,21 @@ class FaceLatentModel(nn.Module):
         if return_parts:
             return img, parts
         return img
+
+    def _look(self, src: dict, z_pose: torch.Tensor, z_dyn: torch.Tensor) -> torch.Tensor:
+        """The source's packed volume (V_app and each voxel's source position) read at every voxel of the driving
+        camera [N, C + 3, D, r, r]: the rigid warp by z_pose, then the non-rigid offsets H_d from (z_dyn, z_id)."""
+        n = z_pose.shape[0]
+        _, h = self.flow(z_dyn, src["z_id"])                   # expressed -> canonical offsets H_d
+        c_expr = geo.to_head(self.grid.expand(n, *self.grid.shape), z_pose)
+        return geo.sample(src["packed"], c_expr + geo.field_at(h, c_expr))
+
+    def _pixel_flow(self, vol: torch.Tensor, looked: torch.Tensor) -> torch.Tensor:
+        """The 2D flow [N, 2, r, r] (source x, y per driving pixel): the source positions of the voxels along each
+        ray, weighted by a softmax over depth of a learned occupancy (the visible surface)."""
+        w = torch.softmax(self.occupancy(vol), dim=2)                              # [N, 1, D, r, r] over depth
+        nc = self.cfg.vol_channels
+        return (w * looked[:, nc:nc + 2]).sum(2)
 
     def refine(self, img: torch.Tensor, z_pose: torch.Tensor, z_dyn: torch.Tensor, z_dyn_source: torch.Tensor) -> tuple:
         """The expression refiner's pass: the face crop that z_pose aligns is repainted for z_dyn (the source showed
@@ -186,6 +207,19 @@ class FaceLatentModel(nn.Module):
         return self.decode(s, pose, dyn)
 
 
+def undo_self_flow(flow: torch.Tensor, error: torch.Tensor, steps: int) -> torch.Tensor:
+    """A driving flow [N, 2, r, r] (source positions in grid_sample's [-1, 1]) with the warp's own error taken out.
+
+    The source's own motion warps pixel x to s(x) = x + e(x) instead of x. Each source position y of a driving flow
+    is read as s(y') and replaced by y' = s^-1(y), which solves y' = y - e(y'): `steps` fixed-point steps. For the
+    source's own motion this gives back x (up to the interpolation of e), so self reconstruction copies the source."""
+    out = flow
+    for _ in range(int(steps)):
+        out = flow - F.grid_sample(error, out.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",
+                                   align_corners=False)
+    return out
+
+
 def parameter_count(model: nn.Module) -> dict:
     """Parameters per part, and the total."""
     parts = {name: sum(p.numel() for p in m.parameters()) for name, m in model.named_children()}
@@ -206,12 +240,26 @@ def load_latent(preset="cpu", path=None, device=None) -> FaceLatentModel:
     from vasa_lite.training import load_trained
 
     model = load_trained("latent", preset, path, device, lambda p: p.latent,
-                         lambda p, _: FaceLatentModel(p.latent, p.world.size), frozen=False,
-                         training_only=TRAINING_ONLY)
+                         lambda p, meta: FaceLatentModel(recorded_config(p.latent, meta), p.world.size), frozen=False,
+                         training_only=TRAINING_ONLY + RECORDED)
     model.controls = (model.meta.get("extra") or {}).get("controls")   # slider directions, see latent.controls
     return model
 
 
+def recorded_config(cfg, meta: dict):
+    """The LatentConfig `cfg` with the RECORDED settings of a checkpoint (its metadata): the model decodes as it was
+    trained. One the checkpoint predates is LatentConfig's default, what the code did before it existed."""
+    import dataclasses
+
+    from vasa_lite.config import LatentConfig
+
+    saved = (meta.get("extra") or {}).get("config") or {}
+    return dataclasses.replace(cfg, **{k: saved.get(k, getattr(LatentConfig(), k)) for k in RECORDED})
+
+
+# Settings that change how the decoder runs, not the weights' shapes, and that a checkpoint keeps: the one it was
+# trained with is the one it decodes with, whatever the preset says (the decoder stage turns self_flow on).
+RECORDED = ("self_flow",)
 # Settings that change training, not the weights' shapes: a checkpoint stays loadable when they change.
 TRAINING_ONLY = ("pose_supervision", "transfer_weight", "cross_id_weight", "pose_weight", "ssim_weight",
                  "per_actor", "pose_range", "self_pairs", "dyn_supervision", "dyn_weight", "region_weight", "dyn_warmup",

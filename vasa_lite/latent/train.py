@@ -342,6 +342,17 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
 
     p = get_preset(preset)
     cfg = dataclasses.replace(p.latent, **(overrides or {}))
+    init_state = None
+    if init is not None:
+        from vasa_lite.checkpoints import load_checkpoint
+        from vasa_lite.latent.model import RECORDED, recorded_config
+
+        init_state, meta = load_checkpoint(init, component="latent")
+        if meta.get("preset") != p.name:
+            raise InputError(f"--init {init} was trained for preset '{meta.get('preset')}', not '{p.name}'")
+        # a fine-tune decodes as its start did (its RECORDED settings), unless the overrides say otherwise
+        kept = recorded_config(p.latent, meta)
+        cfg = dataclasses.replace(cfg, **{k: getattr(kept, k) for k in RECORDED if k not in (overrides or {})})
     seed_everything(seed)
     dev = pick_device(device)
     if data is not None:
@@ -370,15 +381,10 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
         id_net = None
     model = FaceLatentModel(cfg, p.world.size).to(dev)
     new_parts = []
-    if init is not None:                            # fine-tune: take every weight whose shape still fits
-        from vasa_lite.checkpoints import load_checkpoint
-
+    if init_state is not None:                      # fine-tune: take every weight whose shape still fits
         # no config-hash check: a fine-tune may change the architecture; shapes decide what carries over
-        state, meta = load_checkpoint(init, component="latent")
-        if meta.get("preset") != p.name:
-            raise InputError(f"--init {init} was trained for preset '{meta.get('preset')}', not '{p.name}'")
         own = model.state_dict()
-        fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape
+        fits = {k: v for k, v in init_state.items() if k in own and own[k].shape == v.shape
                 and k.split(".")[0] not in set(fresh)}
         new_parts = sorted({k.split(".")[0] for k in own if k not in fits})
         model.load_state_dict(fits, strict=False)
