@@ -53,10 +53,13 @@ def test_the_latent_space_first_trains_with_its_decoder_blind_to_z_dyn():
     assert set(base["freeze"]) == {"dynamics", "expression_head", "pose"}
     assert st["latent_base"]["after"] == ("latent_dynamics",)
     assert ref["init"] == st["latent_base"]["checkpoint"] and "dynamics" in ref["freeze"]
-    # last, the decoder trains on from the refiner stage with the base stage's recipe, the motion encoders frozen
+    # last, the decoder trains on from the refiner stage with the base stage's recipe, the motion encoders frozen,
+    # and with the pixel warp's self-correction on (a decode setting the checkpoint records)
     dec = st["latent"]
     assert dec["kwargs"]["init"] == st["latent_refiner"]["checkpoint"] and dec["after"] == ("latent_refiner",)
-    assert dec["kwargs"]["overrides"] == base["overrides"] and set(dec["kwargs"]["freeze"]) == set(base["freeze"])
+    assert dec["kwargs"]["overrides"] == {**base["overrides"], "self_flow": 3}
+    assert set(dec["kwargs"]["freeze"]) == set(base["freeze"])
+    assert "self_flow" not in base["overrides"] and "self_flow" not in ref.get("overrides", {})
 
 
 @pytest.mark.skipif(not all((CHECKPOINT_DIR / f"{c}_smoke.pt").exists() for c in FIRST),
@@ -75,6 +78,7 @@ def test_train_all_trains_what_is_missing_then_resumes(tmp_path):
     refined, final = (load_checkpoint(tmp_path / f"{c}_smoke.pt")[0] for c in ("latent_refiner", "latent"))
     assert encoder_identity(tmp_path / "latent_smoke.pt") == encoder_identity(tmp_path / "latent_refiner_smoke.pt")
     assert any(not torch.equal(refined[k], final[k]) for k in final if k.startswith("renderer."))
+    assert load_checkpoint(tmp_path / "latent_smoke.pt")[1]["extra"]["config"]["self_flow"] == 3   # and corrects its warp
     # the pipeline's product loads and runs from that folder
     env = {**os.environ, "VASA_LITE_CHECKPOINTS": str(tmp_path), "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "vasa_lite", "animate", "--preset", "smoke", "--image", "actor",
