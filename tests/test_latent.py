@@ -507,9 +507,15 @@ def test_self_flow_is_recorded_in_the_checkpoint_and_kept_by_a_fine_tune(tmp_pat
                         extra={**meta["extra"], "config": config})
     assert load_latent("smoke", tmp_path / "on.pt").cfg.self_flow == 2        # the preset's value does not matter
     assert load_latent("smoke", tmp_path / "before.pt").cfg.self_flow == 0
+    from vasa_lite.latent.train import WARP_PARTS
+
     kept = train_latent("smoke", steps=1, out=tmp_path / "ft.pt", progress=False, preview_every=0,
-                        init=tmp_path / "on.pt", overrides={"lr": 1e-6})
+                        init=tmp_path / "on.pt", overrides={"lr": 1e-6}, freeze=WARP_PARTS)
     assert load_latent("smoke", kept["checkpoint"]).cfg.self_flow == 2
+    # under the correction a warp that trains drifts: refused, with what to do
+    with pytest.raises(InputError, match="frozen.*flow"):
+        train_latent("smoke", steps=1, out=tmp_path / "ft1.pt", progress=False, preview_every=0,
+                     init=tmp_path / "on.pt", freeze=("pose", "dynamics"))
     off = train_latent("smoke", steps=1, out=tmp_path / "ft0.pt", progress=False, preview_every=0,
                        init=tmp_path / "on.pt", overrides={"lr": 1e-6, "self_flow": 0})
     assert load_latent("smoke", off["checkpoint"]).cfg.self_flow == 0

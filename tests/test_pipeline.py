@@ -35,7 +35,8 @@ def _train_all(folder, *extra, component="all"):
 def test_stages_run_in_dependency_order():
     names = [s["name"] for s in stages("smoke")]
     assert names.index("identity") < names.index("latent_blind") < names.index("latent_dynamics") \
-        < names.index("latent_base") < names.index("latent_refiner") < names.index("latent") < names.index("motion")
+        < names.index("latent_base") < names.index("latent_refiner") < names.index("latent_decoder") \
+        < names.index("latent") < names.index("motion")
     assert names[-1] == "regression" and set(FIRST) <= set(names)
 
 
@@ -53,13 +54,21 @@ def test_the_latent_space_first_trains_with_its_decoder_blind_to_z_dyn():
     assert set(base["freeze"]) == {"dynamics", "expression_head", "pose"}
     assert st["latent_base"]["after"] == ("latent_dynamics",)
     assert ref["init"] == st["latent_base"]["checkpoint"] and "dynamics" in ref["freeze"]
-    # last, the decoder trains on from the refiner stage with the base stage's recipe, the motion encoders frozen,
-    # and with the pixel warp's self-correction on (a decode setting the checkpoint records)
-    dec = st["latent"]
+    # then the decoder trains on from the refiner stage with the base stage's recipe, the motion encoders frozen
+    dec = st["latent_decoder"]
     assert dec["kwargs"]["init"] == st["latent_refiner"]["checkpoint"] and dec["after"] == ("latent_refiner",)
-    assert dec["kwargs"]["overrides"] == {**base["overrides"], "self_flow": 3}
-    assert set(dec["kwargs"]["freeze"]) == set(base["freeze"])
-    assert "self_flow" not in base["overrides"] and "self_flow" not in ref.get("overrides", {})
+    assert dec["kwargs"]["overrides"] == base["overrides"] and set(dec["kwargs"]["freeze"]) == set(base["freeze"])
+    # last, the same recipe with the pixel warp's self-correction on (a decode setting the checkpoint records), and
+    # everything that makes the warp frozen: only the renderer and the refiner learn
+    last = st["latent"]
+    assert last["kwargs"]["init"] == dec["checkpoint"] and last["after"] == ("latent_decoder",)
+    assert last["kwargs"]["overrides"] == {**base["overrides"], "self_flow": 3}
+    from vasa_lite.latent.model import FaceLatentModel
+
+    parts = {n for n, _ in FaceLatentModel(get_preset("smoke").latent, 64).named_children()}
+    assert parts - set(last["kwargs"]["freeze"]) == {"renderer", "refiner"}
+    assert all("self_flow" not in st[n]["kwargs"].get("overrides", {})
+               for n in ("latent_blind", "latent_base", "latent_refiner", "latent_decoder"))
 
 
 @pytest.mark.skipif(not all((CHECKPOINT_DIR / f"{c}_smoke.pt").exists() for c in FIRST),
@@ -69,7 +78,8 @@ def test_train_all_trains_what_is_missing_then_resumes(tmp_path):
         shutil.copy(CHECKPOINT_DIR / f"{c}_smoke.pt", tmp_path / f"{c}_smoke.pt")
     first = _train_all(tmp_path)
     assert all(first[c]["status"] == "already complete" for c in FIRST)
-    trained = ("latent_blind", "latent_dynamics", "latent_base", "latent_refiner", "latent", "motion", "regression")
+    trained = ("latent_blind", "latent_dynamics", "latent_base", "latent_refiner", "latent_decoder", "latent", "motion",
+               "regression")
     assert all(first[c]["status"] == "trained" for c in trained)
     for c in trained:
         assert (tmp_path / f"{c}_smoke.pt").exists()
@@ -78,7 +88,7 @@ def test_train_all_trains_what_is_missing_then_resumes(tmp_path):
     refined, final = (load_checkpoint(tmp_path / f"{c}_smoke.pt")[0] for c in ("latent_refiner", "latent"))
     assert encoder_identity(tmp_path / "latent_smoke.pt") == encoder_identity(tmp_path / "latent_refiner_smoke.pt")
     assert any(not torch.equal(refined[k], final[k]) for k in final if k.startswith("renderer."))
-    assert load_checkpoint(tmp_path / "latent_smoke.pt")[1]["extra"]["config"]["self_flow"] == 3   # and corrects its warp
+    assert load_checkpoint(tmp_path / "latent_smoke.pt")[1]["extra"]["config"]["self_flow"] == 3   # corrects its warp
     # the pipeline's product loads and runs from that folder
     env = {**os.environ, "VASA_LITE_CHECKPOINTS": str(tmp_path), "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "vasa_lite", "animate", "--preset", "smoke", "--image", "actor",

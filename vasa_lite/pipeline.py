@@ -1,11 +1,12 @@
 """`vasa-lite train all --preset P`: every checkpoint the pipeline needs, trained in order, resumable.
 
 Order matters: the audio encoder and the instruments first (the latent space's cross-identity loss uses the identity
-network), then the face latent space in five stages (the whole model with the decoder blind to z_dyn, then a new
+network), then the face latent space in six stages (the whole model with the decoder blind to z_dyn, then a new
 dynamics encoder alone on the crops that model's pose encoder places, then z_dyn in the decoder with the dynamics
 encoder frozen, then the expression refiner alone with the rest frozen, see latent.networks.ExpressionRefiner, then
-the whole decoder again with the motion encoders frozen), then the motion generator and the regression baseline
-(they learn from motion codes the latent space's encoders compute).
+the whole decoder again with the motion encoders frozen, then the renderer and the refiner with the pixel warp's
+self-correction on), then the motion generator and the regression baseline (they learn from motion codes the latent
+space's encoders compute).
 
 Each stage writes its checkpoint under data/checkpoints/ (or $VASA_LITE_CHECKPOINTS). A stage whose checkpoint is
 already complete (its recorded steps and settings are the stage's) is skipped; an interrupted one resumes from its
@@ -42,23 +43,29 @@ READOUT_STAGE = {"steps": {"smoke": 20, "cpu": 36000, "gpu": 90000}, "per_actor"
 # Self pairs teach the decoder to keep a frame's own detail (cpu: self reconstruction 23.8 -> 27.7 dB).
 DYNAMICS_STAGE = {"overrides": {"dyn_in_decoder": True, "lr": 5e-4, "self_pairs": 0.2},
                   "freeze": ("dynamics", "expression_head", "pose"), "steps": {"smoke": 20, "cpu": 1200, "gpu": 6000}}
-# last, the decoder (everything but the motion encoders, the refiner included) trains on with that stage's recipe.
+# then the decoder (everything but the motion encoders, the refiner included) trains on with that stage's recipe.
 # The motion encoders stay as they were, so motion codes computed before it (and the generators that learned from
 # them) stay valid. On cpu, 3000 steps (43 min) after the refiner: self reconstruction 27.7 -> 28.7 dB, cross-identity
 # 21.2 -> 21.4 dB, pose control 2.7 -> 2.4 degrees, and the reenacted frames show more of the driver's expression
 # (gain jaw 0.47 -> 0.50, smile 0.37 -> 0.49, gaze yaw 0.64 -> 0.72, blink 0.13 -> 0.18). Steps per preset; the
 # ablations' two-stage recipe has no such stage
-# It also turns on the warp's self-correction (LatentConfig.self_flow, see FaceLatentModel.decode), which changes no
-# weight, so the decoder learns to trust the corrected warp. Without training, on the refiner-stage decoder, it took
-# self reconstruction from 28.8 to 30.3 dB
-DECODER_STAGE = {"overrides": {"self_flow": 3}, "steps": {"smoke": 20, "cpu": 3000, "gpu": 10000}}
+DECODER_STAGE = {"steps": {"smoke": 20, "cpu": 3000, "gpu": 10000}}
+# last, the same recipe with the pixel warp's self-correction on (LatentConfig.self_flow, see FaceLatentModel.decode), a
+# setting the checkpoint records, so that the renderer and the refiner learn to trust the corrected warp. On cpu,
+# switched on without training, it took self reconstruction from 28.8 to 30.3 dB (same-person 24.3 -> 24.4,
+# cross-identity unchanged; 128 pairs). Everything that makes the warp stays frozen: the correction cancels any error
+# the driving warp shares with the source's own, so trained with it the warp drifts (cpu: training PSNR 23.2 -> 18.2 dB
+# in 100 steps with the correction held fixed in the gradient, 22.4 -> 19.5 dB in 500 with the gradient through it)
+SELF_FLOW_STAGE = {"overrides": {"self_flow": 3}, "steps": {"smoke": 20, "cpu": 1000, "gpu": 3000},
+                   "freeze": DYNAMICS_STAGE["freeze"] + ("appearance", "identity", "flow", "occupancy")}
 
 
 def _latent_stages(add, p, name: str, overrides: "dict | None" = None, after=None, blind_first: bool = True) -> None:
     """The latent space's stages: the whole model (blind_first: first with the decoder blind to z_dyn, as
     `{name}_blind`, then a new dynamics encoder on its crops, `{name}_dynamics`, then with z_dyn in and the
     dynamics encoder frozen), then (when the preset has one) its refiner alone on top (`{name}_refiner` when a
-    decoder stage follows), then (blind_first only) the decoder stage: everything but the motion encoders, from there.
+    decoder stage follows), then (blind_first only) the decoder stage, everything but the motion encoders, from there
+    (`{name}_decoder`), and the same with the warp's self-correction on.
     after: the stages the first one learns from (see _stage_list)."""
     from vasa_lite.checkpoints import checkpoint_path
 
@@ -80,8 +87,11 @@ def _latent_stages(add, p, name: str, overrides: "dict | None" = None, after=Non
         chain.append((refined, {"freeze": LATENT_CORE, "overrides": {**overrides, **REFINER_STAGE["overrides"]},
                                 "steps": REFINER_STAGE["steps"].get(p.name, 2000)}))
     if decoder_steps:
-        chain.append((name, {"overrides": {**overrides, **DYNAMICS_STAGE["overrides"], **DECODER_STAGE["overrides"]},
-                             "freeze": DYNAMICS_STAGE["freeze"], "steps": decoder_steps}))
+        recipe = {**overrides, **DYNAMICS_STAGE["overrides"]}
+        chain.append((f"{name}_decoder", {"overrides": recipe, "freeze": DYNAMICS_STAGE["freeze"],
+                                          "steps": decoder_steps}))
+        chain.append((name, {"overrides": {**recipe, **SELF_FLOW_STAGE["overrides"]},
+                             "freeze": SELF_FLOW_STAGE["freeze"], "steps": SELF_FLOW_STAGE["steps"].get(p.name, 1000)}))
     prev = None
     for stage, kw in chain:
         out, fn = checkpoint_path(stage, p.name), kw.pop("train", train)

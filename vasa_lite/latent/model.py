@@ -258,7 +258,8 @@ def recorded_config(cfg, meta: dict):
 
 
 # Settings that change how the decoder runs, not the weights' shapes, and that a checkpoint keeps: the one it was
-# trained with is the one it decodes with, whatever the preset says (the decoder stage turns self_flow on).
+# trained with is the one it decodes with, whatever the preset says (train all's last latent stage turns self_flow
+# on).
 RECORDED = ("self_flow",)
 # Settings that change training, not the weights' shapes: a checkpoint stays loadable when they change.
 TRAINING_ONLY = ("pose_supervision", "transfer_weight", "cross_id_weight", "pose_weight", "ssim_weight",

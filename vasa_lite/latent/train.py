@@ -31,6 +31,8 @@ from vasa_lite.latent.model import FaceLatentModel, checkpoint_file
 from vasa_lite.world.params import DYNAMICS_NAMES, FACTORS, FRAME_FACTOR_NAMES
 
 ANGLES = [FRAME_FACTOR_NAMES.index(n) for n in ("yaw", "pitch", "roll")]
+# the parts of the latent model that make the pixel warp's flow (with the pose and dynamics encoders)
+WARP_PARTS = ("pose", "dynamics", "appearance", "identity", "flow", "occupancy")
 
 
 def pose_targets(tracks: np.ndarray, face_track: np.ndarray, size: int) -> np.ndarray:
@@ -404,6 +406,12 @@ def train_latent(preset="cpu", seed: int = 0, device=None, steps: "int | None" =
     unknown = sorted(set(freeze) - set(parts))
     if unknown:
         raise InputError(f"cannot freeze {unknown}: the latent model's parts are {', '.join(parts)}")
+    moving = sorted(set(WARP_PARTS) - set(freeze))
+    if cfg.self_flow and moving:
+        # the correction cancels whatever error the driving warp shares with the source's own, so a warp trained
+        # under it drifts (see pipeline.SELF_FLOW_STAGE)
+        raise InputError(f"self_flow is on, so the parts that make the warp must stay frozen; add {', '.join(moving)} "
+                         "to freeze, or train with self_flow=0 (--set self_flow=0)")
     for name in freeze:
         parts[name].requires_grad_(False)
     steps = int(steps or cfg.steps)
